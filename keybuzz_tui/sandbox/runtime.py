@@ -109,6 +109,12 @@ class Sandbox:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.extras: dict[str, Any] = {}
+        self.dataplane: Any = None  # keybuzz_tui.sandbox.dataplane.DataPlane, set in _astart
+        self.hetzner: Any = None  # keybuzz_tui.sandbox.hetzner.HetznerState
+        self.lb_plane: Any = None
+        self.dns: Any = None
+        self.hcloud_token = ""
+        self.hcloud_endpoint = ""
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -161,6 +167,11 @@ class Sandbox:
         await asyncio.get_running_loop().run_in_executor(None, openapi.document_paths)
         cluster = KubeCluster(sc, self.addresses, self.clock)
         self.cluster = cluster
+        # the data plane must be the kubelet's host network before bootstrap starts any pod
+        from .dataplane import start_dataplane
+
+        self.dataplane = await start_dataplane(self)
+        self._stopping.append(self.dataplane.stop)
         cluster.bootstrap()
         cluster.start()
         users = [User("system:admin", self.admin_token, ("system:masters", "system:authenticated"))]
@@ -189,8 +200,53 @@ class Sandbox:
         port = await self._serve(server.app(), host, self.api_port, ctx)
         self.kube_url = f"https://{host}:{port}"
         self._stopping.append(server.shutdown)
-        for hook in _START_HOOKS:
-            await hook(self)
+        await self._start_cloud()
+
+    async def _start_cloud(self) -> None:
+        """The Hetzner half: API, Load Balancer data plane, authoritative DNS."""
+        from . import cloud
+        from .dns import DNSServer
+        from .hetzner import HetznerState, build_app
+        from .lbplane import LoadBalancerPlane
+
+        seeds = cloud.seeds(self.scenario, self.addresses)
+        state = HetznerState(
+            self.clock, self.ca, servers=seeds.servers, network=seeds.network, zones=seeds.zones,
+            settings=seeds.settings, public_ip_pool=cloud.lb_ip_pool(self.addresses),
+        )
+        self.hetzner = state
+        self.hcloud_token = seeds.token
+        self._stopping.append(state.shutdown)
+        port = await self._serve(build_app(state), self.addresses.hetzner_host, 0, None)
+        self.hcloud_endpoint = f"http://{self.addresses.hetzner_host}:{port}/v1"
+        self.extras["hetzner"] = cloud.info(seeds, self.hcloud_endpoint)
+
+        def publish(plane: LoadBalancerPlane) -> None:
+            self.extras["load_balancers"] = plane.snapshot()
+            if self._ready.is_set():
+                self._write_info()
+
+        plane = LoadBalancerPlane(state, self.clock, on_change=publish)
+        await plane.start()
+        self.lb_plane = plane
+        self.extras["load_balancers"] = plane.snapshot()
+        self._stopping.append(plane.stop)
+
+        dns_server = None
+        for dns_port in (53, 10053, 0):
+            candidate = DNSServer(state.dns_snapshot, self.addresses.dns_host, dns_port)
+            try:
+                await candidate.start()
+            except OSError:
+                continue
+            dns_server = candidate
+            break
+        if dns_server is None:
+            raise SandboxError(f"cannot serve DNS on {self.addresses.dns_host}")
+        self.dns = dns_server
+        self._stopping.append(dns_server.stop)
+        host, dport = dns_server.address
+        self.extras["dns"] = {"server": host, "port": dport, "zones": [z.name for z in seeds.zones]}
 
     async def _serve(self, app: web.Application, host: str, port: int, ssl_ctx: ssl.SSLContext | None) -> int:
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
@@ -296,16 +352,43 @@ class Sandbox:
         info.update(self.extras)
         return info
 
+    @property
+    def hcloud_env_path(self) -> Path:
+        return self.state_dir / "hcloud.env"
+
+    def _write_info(self) -> None:
+        """sandbox.json is rewritten when LBs come and go: atomically, so readers never see half."""
+        tmp = self.info_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.info(), indent=2) + "\n")
+        os.replace(tmp, self.info_path)
+
     def _write_files(self) -> None:
         self.ca_path.write_text(self.ca.cert_pem)
         kc = self.kubeconfig_path
         kc.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False))
         os.chmod(kc, 0o600)
-        self.info_path.write_text(json.dumps(self.info(), indent=2) + "\n")
-        for writer in _FILE_HOOKS:
-            writer(self)
+        env = self.hcloud_env_path
+        env.write_text(
+            "# the sandbox's Hetzner Cloud API; load with: set -a; . ./hcloud.env; set +a\n"
+            f"HCLOUD_TOKEN={self.hcloud_token}\n"
+            f"HCLOUD_ENDPOINT={self.hcloud_endpoint}\n"
+        )
+        os.chmod(env, 0o600)
+        self._write_info()
 
     # --- conveniences for tests ----------------------------------------------------------------
+
+    def hcloud_client(self, *, token: str | None = None, poll_interval: float = 0.05) -> Any:
+        """The official hcloud client for this sandbox's Hetzner API."""
+        from hcloud import Client
+
+        return Client(token or self.hcloud_token, api_endpoint=self.hcloud_endpoint, poll_interval=poll_interval, timeout=10)
+
+    def resolver(self) -> Any:
+        """A dnspython resolver that asks only the sandbox's authoritative DNS server."""
+        from .dns import resolver_for
+
+        return resolver_for(self.dns.address)
 
     def kube_client(self, user: str | None = None) -> Any:
         """An official kubernetes ApiClient for this sandbox (admin unless `user` is given)."""
@@ -314,17 +397,3 @@ class Sandbox:
         ctx = CLUSTER_NAME if user is None else f"{CLUSTER_NAME}-{user}"
         return config.new_client_from_config(config_file=str(self.kubeconfig_path), context=ctx, persist_config=False) or client.ApiClient()
 
-
-_START_HOOKS: list[Callable[[Sandbox], Any]] = []
-_FILE_HOOKS: list[Callable[[Sandbox], None]] = []
-
-
-def on_start(hook: Callable[[Sandbox], Any]) -> Callable[[Sandbox], Any]:
-    """Other parts of the world (Hetzner API, DNS, data plane) register here to start with it."""
-    _START_HOOKS.append(hook)
-    return hook
-
-
-def on_files(hook: Callable[[Sandbox], None]) -> Callable[[Sandbox], None]:
-    _FILE_HOOKS.append(hook)
-    return hook

@@ -27,6 +27,7 @@ from .store import ListPage, Store
 
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 SYSTEM_MANAGER = "k3s"
+DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
 MERGE_PATCH = "application/merge-patch+json"
 SMP = "application/strategic-merge-patch+json"
@@ -210,14 +211,18 @@ class KubeApi:
             obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
             obj["status"] = {"phase": "Active"}
         elif kind == "DaemonSet":
+            # the apiserver's DaemonSet strategy tracks template changes in this annotation
+            _meta(obj).setdefault("annotations", {})[DS_TEMPLATE_GENERATION] = "1"
             obj["status"] = {
                 "currentNumberScheduled": 0,
                 "desiredNumberScheduled": 0,
                 "numberMisscheduled": 0,
                 "numberReady": 0,
             }
-        elif kind in ("Deployment", "ReplicaSet", "StatefulSet"):
-            obj["status"] = {"replicas": 0} if kind != "StatefulSet" else {"replicas": 0, "availableReplicas": 0}
+        elif kind in ("Deployment", "ReplicaSet"):
+            obj["status"] = {}
+        elif kind == "StatefulSet":
+            obj["status"] = {"replicas": 0, "availableReplicas": 0}
         elif kind == "Service":
             obj["status"] = {"loadBalancer": {}}
         elif kind == "Ingress":
@@ -286,8 +291,11 @@ class KubeApi:
                     port["nodePort"] = self.nodeports.allocate_next(owner)
                     new_ports.add(port["nodePort"])
         else:
+            # leaving NodePort/LoadBalancer wipes what only those types may carry (ServiceStrategy)
             for port in spec.get("ports") or []:
                 port.pop("nodePort", None)
+            for k in ("externalTrafficPolicy", "healthCheckNodePort", "allocateLoadBalancerNodePorts", "loadBalancerClass"):
+                spec.pop(k, None)
         for p in old_ports - new_ports:
             self.nodeports.release(int(p), owner)
 
@@ -375,6 +383,10 @@ class KubeApi:
             meta["generation"] = gen
         if rt.kind == "Pod" and subresource is None:
             _check_pod_update(old, obj)
+        if rt.kind == "DaemonSet" and subresource is None:
+            old_gen = int((om.get("annotations") or {}).get(DS_TEMPLATE_GENERATION, "1") or 1)
+            changed = (obj.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template")
+            meta.setdefault("annotations", {})[DS_TEMPLATE_GENERATION] = str(old_gen + 1 if changed else old_gen)
         validation.validate(rt, obj, old, namespace=ns)
         if subresource is None:
             self._admit(rt, obj, old, dry_run=dry_run)

@@ -57,6 +57,14 @@ class KubeCluster:
             world.create_all(self.api, world.base_objects(self.scenario, self.addresses))
             world.create_all(self.api, list(self.scenario.objects))
             self.manager.drain()
+            if self.scenario.scale:
+                from . import scale
+
+                sc = self.scenario.scale
+                nodes = [(n.name, n.private_ip) for n in self.addresses.nodes() if n.role == "worker"]
+                self.scale_counts = scale.populate(
+                    self.api, nodes, namespaces=int(sc.get("namespaces", 50)), pods=int(sc.get("pods", 20000)), services=int(sc.get("services", 5000))
+                )
         finally:
             self.api.bootstrapping = False
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import bad_request
+from .errors import ApiError, bad_request
 from .registry import ResourceType
 
 __all__ = [
@@ -247,7 +247,7 @@ class Requirement:
         return False
 
     def _matches_numeric(self, labels: Mapping[str, str]) -> bool:
-        if self.key not in labels or len(self.values) != 1:
+        if self.key not in labels or len(self.values) != 1 or not isinstance(labels[self.key], str):
             return False
         have, want = _parse_int64(labels[self.key]), _parse_int64(self.values[0])
         if have is None or want is None:
@@ -599,6 +599,8 @@ class _Parser:
 
 def parse_label_selector(text: str) -> LabelSelector:
     """labels.Parse of a `labelSelector` query value; bad input is the apiserver's 400 BadRequest."""
+    if not isinstance(text, str):
+        raise bad_request(f"json: cannot unmarshal {_json_kind(text)} into Go value of type string")
     try:
         return LabelSelector(_Parser(text).parse())
     except _ParseError as e:
@@ -608,7 +610,7 @@ def parse_label_selector(text: str) -> LabelSelector:
 _SELECTOR_OPS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST}
 
 
-def _decode_error(value: Any, where: str, go_type: str) -> Exception:
+def _decode_error(value: Any, where: str, go_type: str) -> ApiError:
     """What encoding/json says when a typed LabelSelector gets the wrong JSON type (400)."""
     kind = _json_kind(value)
     if where:
@@ -963,6 +965,8 @@ def parse_field_selector(text: str, rt: ResourceType) -> FieldSelector:
     Terms are sorted as raw text first (as upstream does), so with several bad terms the error is
     about the first one in that order.
     """
+    if not isinstance(text, str):
+        raise bad_request(f"json: cannot unmarshal {_json_kind(text)} into Go value of type string")
     parsed: list[tuple[str, str, str]] = []
     for part in sorted(_split_terms(text)):
         if part == "":

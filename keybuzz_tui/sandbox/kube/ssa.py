@@ -835,9 +835,15 @@ def _with_entries(obj: dict[str, Any], entries: list[_Entry]) -> dict[str, Any]:
 
 
 def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(obj)
-    if isinstance(out.get("metadata"), dict):
-        out["metadata"].pop("managedFields", None)
+    """A shallow copy without metadata.managedFields.
+
+    Deep copies here dominated the sandbox's write path (every controller write goes through
+    record_update); nothing below mutates nested values, only the fresh top-level and metadata dicts.
+    """
+    out = dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
     return out
 
 

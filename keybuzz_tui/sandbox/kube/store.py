@@ -185,8 +185,11 @@ class Store:
         out["metadata"] = meta
         return out
 
-    def put(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create or replace; the caller has already done admission and validation."""
+    def put(self, rt: ResourceType, obj: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
+        """Create or replace; the caller has already done admission and validation.
+
+        quiet: bulk loading (scale scenario) - no watch event, no controller wake-up.
+        """
         meta = obj["metadata"]
         key = (meta.get("namespace", "") if rt.namespaced else "", meta["name"])
         bucket = self._data.setdefault(rt.key, {})
@@ -194,7 +197,8 @@ class Store:
         rv = self._next_rv()
         entry = Entry(self._stamp(obj, rv), rv)
         bucket[key] = entry
-        self._emit(Event("MODIFIED" if old else "ADDED", rt, entry, old.obj if old else None))
+        if not quiet:
+            self._emit(Event("MODIFIED" if old else "ADDED", rt, entry, old.obj if old else None))
         return entry.obj
 
     def remove(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:

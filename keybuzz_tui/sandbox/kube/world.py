@@ -75,10 +75,12 @@ def node_object(n: NodeAddr, sc: Scenario, addrs: Addresses) -> dict[str, Any]:
         "node.alpha.kubernetes.io/ttl": "0",
         "volumes.kubernetes.io/controller-managed-attach-detach": "true",
     }
-    pod_cidr_index = (n.index - 1) + (0 if n.role == "server" else 10)
+    # one /24 per node out of the cluster CIDR (10.42.0.0/16 by default; wider for huge clusters)
+    idx = (n.index - 1) + (0 if n.role == "server" else 10)
+    cidr = f"10.{42 + idx // 256}.{idx % 256}.0/24"
     spec: dict[str, Any] = {
-        "podCIDR": f"10.42.{pod_cidr_index}.0/24",
-        "podCIDRs": [f"10.42.{pod_cidr_index}.0/24"],
+        "podCIDR": cidr,
+        "podCIDRs": [cidr],
         "providerID": f"k3s://{n.name}",
     }
     if taints:
@@ -254,8 +256,11 @@ def _ingress_nginx() -> list[dict[str, Any]]:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        # as the runbook's port table has it: the controller binds 80/443 on each
+                        # worker (hostPort = containerPort), behind NodePorts 31695/32720
+                        "hostNetwork": True,
                         "serviceAccountName": "ingress-nginx",
-                        "dnsPolicy": "ClusterFirst",
+                        "dnsPolicy": "ClusterFirstWithHostNet",
                         "nodeSelector": {"kubernetes.io/os": "linux"},
                         "terminationGracePeriodSeconds": 300,
                         "containers": [

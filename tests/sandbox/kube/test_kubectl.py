@@ -41,7 +41,7 @@ spec:
           ports:
             - {{containerPort: {port}, name: http}}
           readinessProbe:
-            httpGet: {{path: /healthz, port: {port}}}
+            httpGet: {{path: /, port: {port}}}
 """
 
 

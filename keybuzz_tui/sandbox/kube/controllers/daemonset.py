@@ -23,7 +23,6 @@ from .replicaset import (
     PODS,
     Availability,
     OwnerIndex,
-    by_creation,
     canonical_template,
     claim,
     compute_hash,
@@ -92,10 +91,18 @@ def history_limit(ds: dict[str, Any]) -> int:
 
 
 def template_generation(ds: dict[str, Any]) -> int | None:
-    """util.GetTemplateGeneration: the deprecated annotation the apiserver keeps on every DaemonSet."""
+    """util.GetTemplateGeneration: the deprecated annotation the apiserver keeps on every DaemonSet.
+
+    Without it (an apiserver that does not maintain it) metadata.generation stands in: it moves
+    whenever the template moves, and IsPodUpdated ORs this test with the hash, so a generation
+    bumped by a non-template change can never make an old pod look updated.
+    """
     value = (meta(ds).get("annotations") or {}).get(GENERATION_ANNOTATION)
+    if value is None:
+        gen = meta(ds).get("generation")
+        return int(gen) if gen is not None else None
     try:
-        return int(value) if value is not None else None
+        return int(value)
     except ValueError:
         return None
 
@@ -262,7 +269,7 @@ class DaemonSetController:
         nodes = sorted(self.store.list(NODES), key=lambda n: meta(n)["name"])
         cur, old = self._construct_history(ds)
         if cur is None:
-            return later(self.api, 0.05)  # a hash collision bumped collisionCount: try again
+            return later(0.05)  # a hash collision bumped collisionCount: try again
         hash_ = labels_of(cur).get(HASH_LABEL, "")
         ds = self.store.get(DAEMONSETS, namespace, name) or ds
         delays: list[float | None] = [self._manage(ds, nodes, hash_)]
@@ -270,7 +277,7 @@ class DaemonSetController:
             delays.append(self._rolling_update(ds, nodes, hash_))
         self._cleanup_history(ds, old)
         delays.append(self._update_status(ds, nodes, hash_))
-        return later(self.api, *delays)
+        return later(*delays)
 
     def should_run(self, ds: dict[str, Any], node: dict[str, Any]) -> tuple[bool, bool]:
         """node_should_run, cached while neither the template nor the node's labels/taints change."""
@@ -319,7 +326,7 @@ class DaemonSetController:
                 # pinned to a node that no longer exists: the scheduler will never bind them
                 delete += [meta(p)["name"] for p in pods if not (p.get("spec") or {}).get("nodeName")]
         self._sync_nodes(ds, delete, create, hash_)
-        return later(self.api, *waits)
+        return later(*waits)
 
     def _pods_should_be_on_node(
         self, ds: dict[str, Any], node: dict[str, Any], node_pods: dict[str, list[dict[str, Any]]], hash_: str
@@ -687,5 +694,4 @@ __all__ = [
     "daemon_tolerations",
     "node_should_run",
     "target_node",
-    "by_creation",
 ]

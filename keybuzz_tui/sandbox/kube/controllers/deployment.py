@@ -303,6 +303,7 @@ class DeploymentController:
         self, d: dict[str, Any], rs_list: list[dict[str, Any]], create: bool
     ) -> tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]:
         """getAllReplicaSetsAndSyncRevision: returns (deployment, new RS or None, old RSs)."""
+        d = self._refresh(d)
         existing, old = self._split(d, rs_list)
         new_revision = max((revision_of(rs) for rs in old), default=0) + 1
         if existing is not None:
@@ -419,6 +420,7 @@ class DeploymentController:
 
     def _set_revision(self, d: dict[str, Any], revision: str) -> dict[str, Any]:
         """SetDeploymentRevision: the Deployment carries its new RS's revision annotation."""
+        d = self._refresh(d)
         if (meta(d).get("annotations") or {}).get(REVISION) == revision:
             return d
         new = copy.deepcopy(d)
@@ -535,7 +537,7 @@ class DeploymentController:
     def _rollout_rolling(self, d: dict[str, Any], rs_list: list[dict[str, Any]]) -> float | None:
         d, new, old = self._all_rss(d, rs_list, True)
         if new is None:
-            return later(self.api, 0.05)  # collision or create failure: retry (the real one requeues)
+            return later(0.05)  # collision or create failure: retry (the real one requeues)
         all_rss = [*old, new]
         scaled, new = self._reconcile_new(d, all_rss, new)
         if scaled:
@@ -611,7 +613,7 @@ class DeploymentController:
         if new is None:
             d, new, old = self._all_rss(d, self._owned_rss(d), True)
             if new is None:
-                return later(self.api, 0.05)
+                return later(0.05)
             all_rss = [*old, new]
         if rs_replicas(new) != replicas(d):
             self._scale_rs(d, new, replicas(d))
@@ -754,7 +756,7 @@ class DeploymentController:
         if cond is None or cond.get("reason") in (NEW_RS_AVAILABLE, TIMED_OUT) or _complete(d, status):
             return None
         left = self._deadline_left(d, status)
-        return later(self.api, None if left is None else left + 1.0)
+        return later(None if left is None else left + 1.0)
 
     def _sync_status_only(self, d: dict[str, Any], rs_list: list[dict[str, Any]]) -> float | None:
         d, new, old = self._all_rss(d, rs_list, False)

@@ -41,6 +41,8 @@ def _resolve_port(pod: dict[str, Any], target: Any) -> int | None:
 
 class EndpointsController:
     name = "endpoints"
+    # a rollout touches every pod of a Service within milliseconds: recompute once per burst
+    coalesce = 0.05
 
     def __init__(self, cluster: Any) -> None:
         self.c = cluster

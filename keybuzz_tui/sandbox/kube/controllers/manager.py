@@ -38,7 +38,7 @@ class ControllerManager:
         self.api = api
         self.clock = clock
         self.controllers: dict[str, Controller] = {}
-        self._pending: set[Key] = set()
+        self._pending: dict[Key, None] = {}  # insertion-ordered: drain() runs keys FIFO
         self._queue: asyncio.Queue[Key] | None = None
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._deferred: dict[Key, float] = {}
@@ -59,14 +59,28 @@ class ControllerManager:
             except Exception:  # a controller bug must not break writes
                 log.exception("keys_for failed in %s", c.name)
                 continue
+            delay = getattr(c, "coalesce", 0.0)
             for ns, name in keys:
-                self.enqueue(c.name, ns, name)
+                if delay:
+                    self.enqueue_soon(c.name, ns, name, delay)
+                else:
+                    self.enqueue(c.name, ns, name)
+
+    def enqueue_soon(self, controller: str, namespace: str | None, name: str, seconds: float) -> None:
+        """Batch bursts: one reconcile `seconds` after the first of many events for a key."""
+        key = (controller, namespace, name)
+        if self._queue is None:
+            self.enqueue(*key)  # bootstrap: FIFO draining with de-duplication batches already
+            return
+        if key in self._pending or key in self._timers:
+            return
+        self.enqueue_after(controller, namespace, name, seconds)
 
     def enqueue(self, controller: str, namespace: str | None, name: str) -> None:
         key = (controller, namespace, name)
         if key in self._pending:
             return
-        self._pending.add(key)
+        self._pending[key] = None
         if self._queue is not None:
             self._queue.put_nowait(key)
 
@@ -116,7 +130,7 @@ class ControllerManager:
         assert self._queue is not None
         while True:
             key = await self._queue.get()
-            self._pending.discard(key)
+            self._pending.pop(key, None)
             self.run_one(key)
             # let HTTP handlers interleave with long reconcile bursts (scale scenario)
             if self._queue.empty() or self.reconciles % 50 == 0:
@@ -142,7 +156,7 @@ class ControllerManager:
         steps = 0
         while self._pending and steps < max_steps:
             key = next(iter(self._pending))
-            self._pending.discard(key)
+            del self._pending[key]
             self.run_one(key)
             steps += 1
         return steps

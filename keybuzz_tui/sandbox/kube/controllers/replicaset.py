@@ -305,16 +305,10 @@ def int_or_percent(value: Any, total: int, round_up: bool) -> int:
         return 0
 
 
-def later(api: Any, *delays: float | None) -> float | None:
-    """The soonest requeue asked for; none while the world is being bootstrapped.
-
-    During bootstrap the manager runs requeues at once (timestamps are back-dated, so nothing
-    waits), and a standing delay would make `drain()` spin.
-    """
+def later(*delays: float | None) -> float | None:
+    """The soonest requeue asked for (simulated seconds), or None when nothing waits on time."""
     real = [d for d in delays if d is not None]
-    if not real or api.bootstrapping:
-        return None
-    return max(0.0, min(real))
+    return max(0.0, min(real)) if real else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,9 +633,9 @@ class ReplicaSetController:
         self.api.write_status(REPLICASETS, rs, status)
         want = int(spec.get("replicas", 1))
         if error:
-            return later(self.api, 1.0)
+            return later(1.0)
         if avail.min_ready > 0 and ready == want and available != want:
-            return later(self.api, avail.wait if avail.wait is not None else float(avail.min_ready))
+            return later(avail.wait if avail.wait is not None else float(avail.min_ready))
         return None
 
 

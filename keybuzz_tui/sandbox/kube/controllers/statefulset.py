@@ -26,7 +26,6 @@ from .replicaset import (
     canonical_template,
     claim,
     controller_ref,
-    is_pod_ready,
     is_running_and_ready,
     is_terminating,
     labels_of,
@@ -129,7 +128,7 @@ class StatefulSetController:
         )
         current, update, collision = self._revisions(sts, revisions)
         if update is None:
-            return later(self.api, 0.05)
+            return later(0.05)
         pods = claim(self.api, PODS, sts, "StatefulSet", selector, self.pods)
         wait = None
         if not is_terminating(sts):
@@ -137,7 +136,7 @@ class StatefulSetController:
             pods = claim(self.api, PODS, sts, "StatefulSet", selector, self.pods)
         status_wait = self._update_status(sts, current, update, collision, pods)
         self._truncate_history(sts, pods, current, update)
-        return later(self.api, wait, status_wait)
+        return later(wait, status_wait)
 
     # --- revisions ---------------------------------------------------------------------------
 
@@ -383,4 +382,4 @@ def controllers(cluster: Any) -> list[Any]:
     return [StatefulSetController(cluster)]
 
 
-__all__ = ["StatefulSetController", "is_pod_ready"]
+__all__ = ["StatefulSetController", "ordinal"]
