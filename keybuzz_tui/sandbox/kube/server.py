@@ -479,7 +479,7 @@ class KubeServer:
                 await resp.write(frame(ev.type, ev.obj, ev.entry.raw))
             self.stats.add("WATCH", time.perf_counter() - setup_started)
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.api.clock.scaled(timeout) if timeout else None
+            deadline = loop.time() + timeout if timeout else None  # a client timeout is wall-clock, never scaled
             if self.faults.watch_drop_after:
                 drop = loop.time() + self.api.clock.scaled(self.faults.watch_drop_after)
                 deadline = min(deadline, drop) if deadline else drop
