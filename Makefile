@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 # The wizard in demo mode on the embedded sandbox world (no cloud account needed).
 demo: $(STAMP)
-	$(BIN)/keybuzz-tui sandbox --state-dir $(STATE) --scenario $(SCENARIO)
+	$(BIN)/keybuzz-tui --demo --scenario $(SCENARIO)
 
 # The sandbox on its own, for kubectl / hcloud experiments: see README "The sandbox".
 sandbox: $(STAMP)

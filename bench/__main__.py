@@ -6,9 +6,13 @@ import sys
 
 
 def main() -> int:
-    from . import kube_api
+    from . import kube_api, lb_path
 
     kube_api.main()
+    lb_path.main()
+    from . import ports_scan
+
+    ports_scan.main()
     return 0
 
 

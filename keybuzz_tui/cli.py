@@ -1,21 +1,56 @@
-"""The `keybuzz-tui` command line: the wizard by default, and headless subcommands."""
+"""The `keybuzz-tui` command line: the wizard by default, headless subcommands for automation.
+
+Exit codes (documented in the README and `--help`):
+  0  success                       3  conflicts found (ports, allocator, plan errors)
+  1  failed checks / apply failed  4  credentials or permissions (token, keyring, RBAC)
+  2  usage or configuration error  5  the cluster or the Hetzner API cannot be reached
+  130 interrupted (Ctrl-C): what was applied is in the journal; a re-run resumes
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+from pathlib import Path
+from typing import Any
 
 from . import __version__
+
+OK, FAILED, USAGE, CONFLICTS, CREDENTIALS, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+
+EPILOG = """exit codes: 0 success, 1 failed checks or apply, 2 usage/config error, 3 conflicts found,
+4 credentials or permissions, 5 cluster/Hetzner unreachable, 130 interrupted (re-run resumes).
+environment: KUBECONFIG, HCLOUD_TOKEN, HCLOUD_ENDPOINT, KEYBUZZ_SECRET_<APP>_<KEY>, KEYBUZZ_STATE_DIR."""
+
+
+def _common(p: argparse.ArgumentParser, *, json_out: bool = True) -> None:
+    p.add_argument("--config", metavar="FILE", help="answers file (default: ./keybuzz.yaml, else the user config dir)")
+    p.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the file's, else the current one)")
+    p.add_argument("--sandbox", metavar="DIR", help="point everything at a running sandbox (its --state-dir)")
+    if json_out:
+        p.add_argument("--json", action="store_true", help="JSON lines instead of readable text")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show unchanged objects and routine events")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="keybuzz-tui",
-        description="Install, repair and verify the KeyBuzz platform on K3s + Hetzner Cloud.",
+        description="Install, repair and verify the KeyBuzz platform on K3s + Hetzner Cloud. "
+        "Without a command: the interactive wizard.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"keybuzz-tui {__version__}")
+    p.add_argument("--config", metavar="FILE", help="answers file for the wizard")
+    p.add_argument("--context", metavar="NAME", help="kubeconfig context for the wizard")
+    p.add_argument("--demo", action="store_true", help="run the wizard on the embedded sandbox world (no cloud account)")
+    p.add_argument("--scenario", default="healthy", help="demo scenario (see `keybuzz-tui sandbox --list`)")
+    p.add_argument("--sandbox", metavar="DIR", help="run the wizard against a running sandbox (its --state-dir)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sb = sub.add_parser("sandbox", help="run the sandbox world (Kubernetes + Hetzner APIs on loopback)")
+
+    sb = sub.add_parser("sandbox", help="run the sandbox world (Kubernetes + Hetzner APIs, DNS, data plane on loopback)")
     sb.add_argument("--state-dir", help="where to write kubeconfig, ca.pem, hcloud.env and sandbox.json")
     sb.add_argument("--scenario", default="healthy", help="scenario name or path to a scenario file (see --list)")
     sb.add_argument("--list", action="store_true", help="list the scenarios and exit")
@@ -23,12 +58,248 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--servers", type=int, default=None, help="number of K3s servers (default: the scenario's, 3)")
     sb.add_argument("--net", type=int, default=0, help="loopback network 127.NET.x.y to use (default 0; tests pick free ones)")
     sb.add_argument("--speed", type=float, default=None, help="divide every simulated delay by this factor")
+
+    pl = sub.add_parser("plan", help="show what apply would change (nothing is changed)")
+    _common(pl)
+    pl.add_argument("--probe", action="store_true", help="also run short-lived probe pods to find host processes holding ports")
+
+    ap = sub.add_parser("apply", help="plan, confirm, then apply every step and validate")
+    _common(ap)
+    ap.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    ap.add_argument("--allow-destructive", action="store_true", help="with --yes: also accept changes that destroy something (listed in the plan)")
+    ap.add_argument("--probe", action="store_true", help="probe the workers' listening ports before the rollout")
+    ap.add_argument("--timeout", type=int, help="rollout timeout in seconds (default: rollout.timeout)")
+    ap.add_argument("--junit", metavar="FILE", help="write the final validation as JUnit XML")
+    ap.add_argument("--steps", default="kubernetes,lb,dns,firewall", help="comma-separated subset of kubernetes,lb,dns,firewall")
+
+    va = sub.add_parser("validate", help="run the named checks and trace the request path per worker")
+    _common(va)
+    va.add_argument("--junit", metavar="FILE", help="write the report as JUnit XML")
+    va.add_argument("--report", metavar="FILE", help="write the report (.md or .json by extension)")
+    va.add_argument("--only", default="", help="comma-separated check ids to run")
+    va.add_argument("--skip", default="", help="comma-separated check ids to skip on purpose")
+    va.add_argument("--board", action="store_true", help="open the live validation board (TUI)")
+    va.add_argument("--demo", action="store_true", help="with --board: on the embedded sandbox world")
+    va.add_argument("--scenario", default="healthy", help="with --board --demo: the scenario")
+
+    po = sub.add_parser("ports", help="scan the cluster for port conflicts with the configured ports")
+    _common(po)
+    po.add_argument("--probe", action="store_true", help="run short-lived probe pods on the workers (listening ports)")
+
+    _attach_optional(sub)
     return p
+
+
+def _attach_optional(sub: Any) -> None:
+    """Subcommands whose modules may be absent in a partial install still leave the CLI usable."""
+    for mod in ("cli_config", "cli_credentials"):
+        try:
+            m = __import__(f"keybuzz_tui.{mod}", fromlist=["add_parser"])
+        except ImportError:
+            continue
+        m.add_parser(sub)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _err(msg: str) -> None:
+    from .redact import REDACTOR
+
+    sys.stderr.write(f"keybuzz-tui: {REDACTOR.redact(msg)}\n")
+
+
+def _load_config(args: argparse.Namespace) -> Any:
+    from . import config as cfgmod
+    from .paths import config_path
+
+    path = Path(args.config).expanduser() if getattr(args, "config", None) else config_path()
+    if not path.exists() and not getattr(args, "config", None):
+        cfg = cfgmod.Config()  # no file yet: the runbook defaults
+    else:
+        cfg = cfgmod.load(path)
+    if getattr(args, "context", None):
+        cfg.cluster.context = args.context
+    return cfg
+
+
+def _context(args: argparse.Namespace, cfg: Any, sink: Any) -> Any:
+    from .cancel import CancelToken
+    from .engine.context import Context, Endpoints
+    from .journal import Journal
+    from .paths import journal_path
+
+    if getattr(args, "sandbox", None):
+        endpoints = Endpoints.from_sandbox(args.sandbox)
+        if getattr(args, "context", None):
+            endpoints.context = args.context
+    else:
+        endpoints = Endpoints(
+            kubeconfig=os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or cfg.cluster.kubeconfig,
+            context=cfg.cluster.context or None,
+            hcloud_endpoint=os.environ.get("HCLOUD_ENDPOINT") or None,
+        )
+    secrets = _secrets(cfg)
+    ctx = Context(cfg, endpoints, secrets, sink=sink, cancel=CancelToken(), journal=Journal(journal_path(cfg.profile)))
+    return ctx
+
+
+def _secrets(cfg: Any) -> Any:
+    try:
+        from .credentials import CredentialStore
+    except ImportError:
+        from .engine.context import NoSecrets
+
+        return NoSecrets()
+    return CredentialStore(cfg.profile)
+
+
+def _sink(args: argparse.Namespace) -> Any:
+    from .output import HumanPrinter, JsonPrinter
+
+    if getattr(args, "json", False):
+        return JsonPrinter()
+    return HumanPrinter(verbose=getattr(args, "verbose", False))
+
+
+def _install_sigint(ctx: Any) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        if ctx.cancel.cancelled:
+            raise KeyboardInterrupt
+        ctx.cancel.cancel("interrupted (Ctrl-C)")
+        _err("interrupting at the next safe point (Ctrl-C again to abort at once)…")
+
+    signal.signal(signal.SIGINT, handler)
+
+
+def _finish(args: argparse.Namespace, sink: Any, code: int, **result: Any) -> int:
+    from .output import JsonPrinter
+
+    if isinstance(sink, JsonPrinter):
+        sink.write({"type": "Result", "exit_code": code, **result})
+    return code
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .engine.platform import Platform
+
+    cfg = _load_config(args)
+    sink = _sink(args)
+    ctx = _context(args, cfg, sink)
+    _install_sigint(ctx)
+    code = _guard_preflight(ctx, args, sink, need_hcloud=False)
+    if code is not None:
+        return code
+    fp = Platform(ctx).plan(probe=args.probe)  # each step emits its ObjectPlanned events
+    sink_summary(sink, f"plan: {fp.plan.summary()}")
+    if fp.errors or fp.conflicts:
+        for e in fp.errors:
+            _err(e)
+        return _finish(args, sink, CONFLICTS, summary=fp.plan.summary(), errors=fp.errors, conflicts=len(fp.conflicts))
+    return _finish(args, sink, OK, summary=fp.plan.summary(), changes=fp.plan.has_changes)
+
+
+def sink_summary(sink: Any, text: str) -> None:
+    from .events import Info
+
+    sink(Info(step="summary", message=text))
+
+
+def _guard_preflight(ctx: Any, args: argparse.Namespace, sink: Any, *, need_hcloud: bool) -> int | None:
+    """Stop before anything changes when the cluster, the permissions or the token are wrong."""
+    from .engine import preflight
+    from .redact import safe_error
+
+    try:
+        pf = preflight.run(ctx)
+    except Exception as e:
+        _err(f"cannot use the kubeconfig: {safe_error(e)}")
+        return _finish(args, sink, UNREACHABLE, error=safe_error(e))
+    if not pf.reachable:
+        _err(pf.user_message)
+        return _finish(args, sink, CREDENTIALS if "refused us: 401" in pf.user_message else UNREACHABLE, error=pf.user_message)
+    if pf.missing:
+        _err("the kubeconfig user lacks permissions the install needs: " + "; ".join(g.render() for g in pf.missing))
+        return _finish(args, sink, CREDENTIALS, missing=[g.render() for g in pf.missing])
+    if need_hcloud:
+        from .credentials import check_hcloud_token
+
+        token = ctx.endpoints.hcloud_token_env or os.environ.get("HCLOUD_TOKEN") or ctx.secrets.hcloud_token()
+        if not token:
+            _err("no Hetzner API token: run `keybuzz-tui credentials set hcloud-token` (stored in the OS keyring) or set HCLOUD_TOKEN")
+            return _finish(args, sink, CREDENTIALS, error="no token")
+        res = check_hcloud_token(ctx, token)
+        if res.status != "valid":
+            _err(f"Hetzner API token: {res.status}: {res.message}")
+            code = UNREACHABLE if res.status == "unreachable" else CREDENTIALS
+            return _finish(args, sink, code, error=res.message)
+    return None
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from .apply_flow import run_apply
+
+    cfg = _load_config(args)
+    sink = _sink(args)
+    ctx = _context(args, cfg, sink)
+    _install_sigint(ctx)
+    steps = {s.strip() for s in args.steps.split(",") if s.strip()}
+    code = _guard_preflight(ctx, args, sink, need_hcloud=bool(steps & {"lb", "dns", "firewall"}))
+    if code is not None:
+        return code
+    code, result = run_apply(ctx, args, steps)
+    return _finish(args, sink, code, **result)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    if args.board:
+        from .app import run_wizard
+
+        return run_wizard(args.config, args.context, demo=args.demo, scenario=args.scenario, board_only=True, sandbox=args.sandbox)
+    from .engine import report as reportmod
+    from .engine.platform import Platform
+
+    cfg = _load_config(args)
+    sink = _sink(args)
+    ctx = _context(args, cfg, sink)
+    _install_sigint(ctx)
+    only = {s for s in args.only.split(",") if s} or None
+    skip = {s for s in args.skip.split(",") if s}
+    from .engine.validate import UnknownCheck
+
+    try:
+        rep = Platform(ctx).validate(only=only, skip=skip)
+    except UnknownCheck as e:
+        _err(str(e))
+        return _finish(args, sink, USAGE, error=str(e))
+    if rep.cancelled:
+        return _finish(args, sink, INTERRUPTED, interrupted=True)
+    if args.junit:
+        Path(args.junit).write_text(reportmod.to_junit(rep))
+    if args.report:
+        text = reportmod.to_json(rep) if args.report.endswith(".json") else reportmod.to_markdown(rep)
+        Path(args.report).write_text(text)
+    failed = [r for r in rep.results if r.status == "fail"]
+    return _finish(args, sink, FAILED if failed else OK, failed=[r.check for r in failed])
+
+
+def cmd_ports(args: argparse.Namespace) -> int:
+    from .engine.platform import Platform
+
+    cfg = _load_config(args)
+    sink = _sink(args)
+    ctx = _context(args, cfg, sink)
+    _install_sigint(ctx)
+    checks = Platform(ctx).scan_ports(probe=args.probe)
+    bad = [c for c in checks if getattr(c, "failed", False)]
+    return _finish(args, sink, CONFLICTS if bad else OK, conflicts=len(bad))
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Serve the sandbox world until SIGINT/SIGTERM, then exit 0."""
-    import signal
     import threading
 
     from .sandbox import scenarios
@@ -37,50 +308,63 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.list:
         for name in scenarios.available():
             sc = scenarios.load(name)
-            print(f"{name:22} {sc.description.splitlines()[0] if sc.description else ''}")
-        return 0
+            print(f"{name:28} {sc.description.splitlines()[0] if sc.description else ''}")
+        return OK
     if not args.state_dir:
-        print("keybuzz-tui sandbox: --state-dir is required", file=sys.stderr)
-        return 2
+        _err("sandbox: --state-dir is required")
+        return USAGE
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        sb = Sandbox(
-            args.state_dir,
-            args.scenario,
-            workers=args.workers,
-            servers=args.servers,
-            net=args.net,
-            speed=args.speed,
-        ).start()
+        sb = Sandbox(args.state_dir, args.scenario, workers=args.workers, servers=args.servers, net=args.net, speed=args.speed).start()
     except (scenarios.ScenarioError, SandboxError) as e:
-        print(f"keybuzz-tui sandbox: {e}", file=sys.stderr)
-        return 2
-    info = sb.info()
+        _err(f"sandbox: {e}")
+        return USAGE
     print(f"sandbox ready: scenario {sb.scenario.name}, Kubernetes API {sb.kube_url}", flush=True)
     print(f"  export KUBECONFIG={sb.kubeconfig_path.resolve()}", flush=True)
-    if "hetzner" in info:
-        print(f"  set -a; . {(sb.state_dir / 'hcloud.env').resolve()}; set +a", flush=True)
-    print(f"  addresses: {sb.info_path.resolve()}   (Ctrl-C to stop)", flush=True)
+    print(f"  set -a; . {sb.hcloud_env_path.resolve()}; set +a   # HCLOUD_TOKEN / HCLOUD_ENDPOINT", flush=True)
+    print(f"  keybuzz-tui apply --sandbox {Path(args.state_dir).resolve()}   (addresses: {sb.info_path.resolve()}; Ctrl-C stops)", flush=True)
     try:
         stop.wait()
     finally:
         sb.stop()
     print("sandbox stopped", flush=True)
-    return 0
+    return OK
+
+
+COMMANDS = {"plan": cmd_plan, "apply": cmd_apply, "validate": cmd_validate, "ports": cmd_ports, "sandbox": cmd_sandbox}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    if args.command == "sandbox":
-        return cmd_sandbox(args)
-    parser.print_help()
-    return 2
+    from .config import ConfigError
+
+    try:
+        from .credentials import CredentialError
+    except ImportError:  # pragma: no cover - a partial install
+        CredentialError = ConfigError  # noqa: N806
+
+    try:
+        if args.command is None:
+            from .app import run_wizard
+
+            return run_wizard(args.config, args.context, demo=args.demo, scenario=args.scenario, sandbox=args.sandbox)
+        handler = COMMANDS.get(args.command) or getattr(args, "run", None)
+        if handler is None:
+            parser.print_help()
+            return USAGE
+        return int(handler(args))
+    except ConfigError as e:
+        _err(str(e))
+        return USAGE
+    except CredentialError as e:
+        _err(str(e))
+        return CREDENTIALS
+    except KeyboardInterrupt:
+        _err("interrupted; what was applied is in the journal, and a re-run resumes from there")
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -133,6 +133,7 @@ class TargetHealth(Event):
     listen_port: int = 0
     target: str = ""
     status: str = "unknown"  # healthy | unhealthy | unknown
+    detail: str = ""  # why a target is unhealthy ("timeout: no HTTP response within 10 s")
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,8 @@ def watch(ctx: Context, path: str, *, resource_version: str, timeout_seconds: in
                 if line.strip():
                     yield json.loads(line)
     finally:
+        # a watch left early still has chunks in flight: close it, never hand it back to the pool
+        resp.response.close()
         resp.response.release_conn()
 
 

@@ -55,6 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .runtime import SandboxError
 from .scenarios import Scenario, ScenarioError
 
 if TYPE_CHECKING:
@@ -69,8 +70,9 @@ HEALTH_SETTLE_CAP = 2.0  # real seconds the pre-install waits, at most, for the 
 DEFAULT_CERT_NAME = "keybuzz-platform"
 
 
-class PreinstallError(RuntimeError):
-    """An API call of the pre-install was refused (a scenario that cannot be built)."""
+class PreinstallError(SandboxError):
+    """An API call of the pre-install was refused (a scenario that cannot be built); a
+    SandboxError, so `keybuzz-tui sandbox` reports it as a usage error, not a traceback."""
 
 
 # ---- the plan (parsed and validated before any request) -----------------------------------------
@@ -154,7 +156,7 @@ class InstallResult:
     public_ipv4: str | None = None
     private_ip: str | None = None
     rrsets: list[dict[str, Any]] = field(default_factory=list)
-    unsettled_targets: list[str] = field(default_factory=list)  # still `unknown` when start returned
+    unsettled_targets: list[str] = field(default_factory=list)  # not yet healthy when start returned
     seconds: float = 0.0
 
     def as_info(self) -> dict[str, Any]:
@@ -165,6 +167,7 @@ class InstallResult:
             "load_balancer_private_ip": self.private_ip,
             "rrsets": self.rrsets,
             "unsettled_targets": self.unsettled_targets,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -186,7 +189,7 @@ class _Reader:
                 f"{self.scenario}: {self.where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(keys)}"
             )
 
-    def str(self, key: str, default: str | None = None, *, required: bool = False, choices: tuple[str, ...] = ()) -> Any:
+    def text(self, key: str, default: str | None = None, *, required: bool = False, choices: tuple[str, ...] = ()) -> Any:
         v = self.data.get(key, default)
         if v is None:
             if required:
@@ -198,7 +201,7 @@ class _Reader:
             raise self.fail(key, f"expected one of {', '.join(choices)}, got {v!r}")
         return v
 
-    def int(self, key: str, default: int | None, lo: int, hi: int) -> Any:
+    def integer(self, key: str, default: int | None, lo: int, hi: int) -> Any:
         v = self.data.get(key, default)
         if v is None:
             return None
@@ -206,13 +209,13 @@ class _Reader:
             raise self.fail(key, f"expected an integer in {lo}..{hi}, got {v!r}")
         return v
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         v = self.data.get(key, default)
         if not isinstance(v, bool):
             raise self.fail(key, f"expected true or false, got {v!r}")
         return v
 
-    def list(self, key: str) -> list[Any]:
+    def items(self, key: str) -> list[Any]:
         v = self.data.get(key) or []
         if not isinstance(v, list):
             raise self.fail(key, f"expected a list, got {type(v).__name__}")
@@ -230,13 +233,13 @@ def _health_check(r: _Reader, base: HealthCheckPlan) -> HealthCheckPlan:
         raise r.fail("status_codes", f"expected a list of patterns such as '2??', got {codes!r}")
     # the API's limits (reference/hetzner.md 2.7 item 7), checked here so the error names the field
     return HealthCheckPlan(
-        protocol=r.str("protocol", base.protocol, choices=("http", "https", "tcp")),
-        port=r.int("port", base.port, 1, 65535),
-        path=r.str("path", base.path),
-        interval=r.int("interval", base.interval, 3, 60),
-        timeout=r.int("timeout", base.timeout, 1, 60),
-        retries=r.int("retries", base.retries, 1, 5),
-        domain=r.str("domain", base.domain),
+        protocol=r.text("protocol", base.protocol, choices=("http", "https", "tcp")),
+        port=r.integer("port", base.port, 1, 65535),
+        path=r.text("path", base.path),
+        interval=r.integer("interval", base.interval, 3, 60),
+        timeout=r.integer("timeout", base.timeout, 1, 60),
+        retries=r.integer("retries", base.retries, 1, 5),
+        domain=r.text("domain", base.domain),
         status_codes=tuple(codes),
     )
 
@@ -252,9 +255,9 @@ def parse(sc: Scenario) -> InstallPlan | None:
     if root.data.get("dns") is not None:
         d = root.sub("dns")
         d.known("zone", "records")
-        zone = d.str("zone", "keybuzz.io")
+        zone = d.text("zone", "keybuzz.io")
         records = []
-        for i, raw in enumerate(d.list("records")):
+        for i, raw in enumerate(d.items("records")):
             rr = d.sub("records", i, raw)
             rr.known("name", "type", "ttl", "value", "values")
             if ("value" in rr.data) == ("values" in rr.data):
@@ -264,10 +267,10 @@ def parse(sc: Scenario) -> InstallPlan | None:
                 raise rr.fail("values", f"expected non-empty strings, got {values!r}")
             records.append(
                 RecordPlan(
-                    name=rr.str("name", required=True),
-                    type=rr.str("type", "A", choices=("A", "AAAA", "CNAME", "TXT")),
+                    name=rr.text("name", required=True),
+                    type=rr.text("type", "A", choices=("A", "AAAA", "CNAME", "TXT")),
                     values=tuple(values),
-                    ttl=rr.int("ttl", None, 60, 2**31 - 1),
+                    ttl=rr.integer("ttl", None, 60, 2**31 - 1),
                 )
             )
         dns = DnsPlan(zone, tuple(records))
@@ -279,13 +282,13 @@ def parse(sc: Scenario) -> InstallPlan | None:
             raw_cert = {"type": "uploaded"}
         c = root.sub("certificate", data=raw_cert)
         c.known("name", "type", "domains")
-        c.str("type", "uploaded", choices=("uploaded",))  # managed issuance belongs to the wizard's story
+        c.text("type", "uploaded", choices=("uploaded",))  # managed issuance belongs to the wizard's story
         domains = c.data.get("domains")
         if domains is None and dns is not None:
             domains = [r.name + "." + dns.zone if r.name != "@" else dns.zone for r in dns.records]
         if not (isinstance(domains, list) and domains and all(isinstance(x, str) and x for x in domains)):
             raise c.fail("domains", "expected a non-empty list of names (or dns records to take them from)")
-        cert = CertificatePlan(c.str("name", DEFAULT_CERT_NAME), tuple(domains))
+        cert = CertificatePlan(c.text("name", DEFAULT_CERT_NAME), tuple(domains))
 
     lb: LoadBalancerPlan | None = None
     if root.data.get("load_balancer") is not None:
@@ -294,12 +297,12 @@ def parse(sc: Scenario) -> InstallPlan | None:
                 "health_check", "targets")
         base = _health_check(r.sub("health_check"), HealthCheckPlan()) if r.data.get("health_check") else HealthCheckPlan()
         services = []
-        for i, raw in enumerate(r.list("services")):
+        for i, raw in enumerate(r.items("services")):
             s = r.sub("services", i, raw)
             s.known("protocol", "listen_port", "destination_port", "certificate", "redirect_http", "proxyprotocol",
                     "health_check")
-            protocol = s.str("protocol", "http", choices=("http", "https", "tcp"))
-            certificate = s.str("certificate")
+            protocol = s.text("protocol", "http", choices=("http", "https", "tcp"))
+            certificate = s.text("certificate")
             if protocol == "https":
                 if cert is None:
                     raise s.fail("certificate", "an https service needs install.certificate")
@@ -312,37 +315,37 @@ def parse(sc: Scenario) -> InstallPlan | None:
             services.append(
                 ServicePlan(
                     protocol=protocol,
-                    listen_port=s.int("listen_port", None, 1, 65535) or _missing(s, "listen_port"),
-                    destination_port=s.int("destination_port", None, 1, 65535) or _missing(s, "destination_port"),
+                    listen_port=s.integer("listen_port", None, 1, 65535) or _missing(s, "listen_port"),
+                    destination_port=s.integer("destination_port", None, 1, 65535) or _missing(s, "destination_port"),
                     health_check=hc,
                     certificate=certificate,
-                    redirect_http=s.bool("redirect_http", False),
-                    proxyprotocol=s.bool("proxyprotocol", False),
+                    redirect_http=s.flag("redirect_http", False),
+                    proxyprotocol=s.flag("proxyprotocol", False),
                 )
             )
         targets = []
-        for i, raw in enumerate(r.list("targets")):
+        for i, raw in enumerate(r.items("targets")):
             t = r.sub("targets", i, raw)
             t.known("label_selector", "server", "use_private_ip")
             if ("label_selector" in t.data) == ("server" in t.data):
                 raise t.fail("label_selector", "give exactly one of label_selector or server")
-            targets.append(TargetPlan(t.str("label_selector"), t.str("server"), t.bool("use_private_ip", True)))
+            targets.append(TargetPlan(t.text("label_selector"), t.text("server"), t.flag("use_private_ip", True)))
         labels = r.data.get("labels") or {}
         if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
             raise r.fail("labels", f"expected a mapping of strings, got {labels!r}")
-        network_zone = r.str("network_zone")
-        location = r.str("location", None if network_zone else "fsn1")
+        network_zone = r.text("network_zone")
+        location = r.text("location", None if network_zone else "fsn1")
         if location and network_zone:
             raise r.fail("location", "location and network_zone are mutually exclusive")
         if any(t.use_private_ip for t in targets) and not r.data.get("network"):
             raise r.fail("network", "use_private_ip targets need the load balancer attached to a network")
         lb = LoadBalancerPlan(
-            name=r.str("name", required=True),
-            type=r.str("type", "lb11"),
+            name=r.text("name", required=True),
+            type=r.text("type", "lb11"),
             location=location,
             network_zone=network_zone,
-            network=r.str("network"),
-            algorithm=r.str("algorithm", "round_robin", choices=("round_robin", "least_connections")),
+            network=r.text("network"),
+            algorithm=r.text("algorithm", "round_robin", choices=("round_robin", "least_connections")),
             labels=dict(labels),
             services=tuple(services),
             targets=tuple(targets),
@@ -512,24 +515,22 @@ def _create_records(client: hcloud.Client, plan: DnsPlan, lb_ipv4: str | None) -
 
 
 def _wait_first_health(sb: Sandbox, lb_id: int, ports: list[int], deadline: float) -> list[str]:
-    """Until every target of every service is healthy, or the deadline; returns the targets still
-    `unknown` (a broken variant of the scenario: they settle later, as checks time out)."""
+    """Until every target of every service is healthy, or the deadline; returns those that are not
+    (in a broken variant of the scenario they settle later, as their checks time out)."""
 
     def unsettled() -> list[str]:
         out = []
         for port in ports:
             health = sb.call(sb.lb_plane.target_health, lb_id, port)
-            out += [f"{kind} {ident} port {port}" for (kind, ident), st in sorted(health.items(), key=str) if st == "unknown"]
             if not health:
-                out.append(f"port {port}: no target yet")
+                out.append(f"port {port}: no target resolved")
+            out += [f"{kind} {ident} port {port}" for (kind, ident), st in sorted(health.items(), key=str) if st != "healthy"]
         return out
 
     left = unsettled()
     while left and time.monotonic() < deadline:
         time.sleep(0.01)
         left = unsettled()
-        if all(not x.endswith("no target yet") for x in left) and not left:
-            break
     return left
 
 

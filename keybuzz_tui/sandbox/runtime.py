@@ -63,16 +63,45 @@ def _version_info(sc: Scenario) -> dict[str, Any]:
     }
 
 
+_RESERVATIONS: dict[int, socket.socket] = {}
+_IN_USE: set[int] = set()  # nets a Sandbox of this process runs on
+
+
+def _reserve(net: int) -> bool:
+    """Hold 127.NET.255.254:65000 for as long as this process uses the net: a cross-process
+    mutex, so two sandboxes (two test runs, a demo and a test) never pick the same addresses."""
+    if net in _RESERVATIONS:
+        return False
+    s = socket.socket()
+    try:
+        s.bind((f"127.{net}.255.254", 65000))
+        s.listen(1)
+    except OSError:
+        s.close()
+        return False
+    _RESERVATIONS[net] = s
+    return True
+
+
+def release_net(net: int) -> None:
+    s = _RESERVATIONS.pop(net, None)
+    if s is not None:
+        s.close()
+
+
 def free_net(start: int = 1) -> int:
-    """A loopback /16 whose K3s API address is free: lets sandboxes run side by side."""
+    """A loopback /16 no other sandbox holds, reserved until release_net (Sandbox.stop does it)."""
     for net in list(range(start, 255)) + list(range(1, start)):
+        if not _reserve(net):
+            continue
         with socket.socket() as s:
             try:
                 s.bind((f"127.{net}.10.100", 6443))
             except OSError:
+                release_net(net)
                 continue
-            return net
-    raise SandboxError("no free loopback network for a sandbox (127.1-254.10.100:6443 all taken)")
+        return net
+    raise SandboxError("no free loopback network for a sandbox (127.1-254.x.x all taken)")
 
 
 class Sandbox:
@@ -94,6 +123,11 @@ class Sandbox:
             state_dir = self._tmp.name
         self.state_dir = Path(state_dir)
         self.net = free_net() if net is None else net
+        if self.net in _IN_USE or (self.net not in _RESERVATIONS and not _reserve(self.net)):
+            raise SandboxError(
+                f"loopback network 127.{self.net}.x.x is in use by another sandbox; stop it or pick another with --net"
+            )
+        _IN_USE.add(self.net)
         self.addresses = Addresses(self.net, self.scenario.servers, self.scenario.workers)
         self.clock = Clock(speed if speed is not None else self.scenario.timing.speed)
         self.ca = SandboxCA()
@@ -127,6 +161,14 @@ class Sandbox:
             self.stop()
             raise SandboxError(str(self._error)) from self._error
         self._write_files()
+        if self.scenario.install:  # the Hetzner side of a KeyBuzz installed earlier (scenario outage)
+            from .preinstall import preinstall
+
+            try:
+                preinstall(self)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def __enter__(self) -> Sandbox:
@@ -282,6 +324,9 @@ class Sandbox:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=15)
         self._thread = None
+        if self.net in _IN_USE:
+            _IN_USE.discard(self.net)
+            release_net(self.net)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from keybuzz_tui.sandbox.runtime import free_net
+from keybuzz_tui.sandbox.runtime import free_net, release_net
 
 EXE = str(Path(sys.executable).with_name("keybuzz-tui"))
 
 
 def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     net = free_net(200)
+    release_net(net)  # the child process reserves it for itself
     p = subprocess.Popen(
         [EXE, "sandbox", "--state-dir", str(tmp_path), "--net", str(net), "--speed", "20", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -78,3 +79,14 @@ def test_list_scenarios(tmp_path):
     assert r.returncode == 0
     for name in ("healthy", "port-taken", "nodeport-taken", "image-pull-failure", "node-notready", "restricted-rbac", "flaky-api", "scale"):
         assert name in r.stdout
+
+
+def test_a_second_sandbox_on_the_same_net_is_refused_clearly(tmp_path):
+    from keybuzz_tui.sandbox.runtime import Sandbox, SandboxError
+
+    net = free_net(180)
+    with Sandbox(tmp_path / "a", "healthy", net=net, speed=20):
+        with pytest.raises(SandboxError, match=f"127.{net}.x.x is in use by another sandbox"):
+            Sandbox(tmp_path / "b", "healthy", net=net)
+        r = subprocess.run([EXE, "sandbox", "--state-dir", str(tmp_path / "c"), "--net", str(net)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "in use by another sandbox" in r.stderr

@@ -669,8 +669,8 @@ def test_health_check_variants_and_what_the_api_shows(world: LbWorld, client: hc
     health = wait_health(client, lb.id, {112: "unhealthy"}, (80, 81, 82))
     assert health[(112, 82)].http_status_code == 500 and health[(112, 83)].status == "healthy"
 
-    # a target that accepts but does not answer within the timeout (4 s -> 0.16 s here)
-    world.targets[113].healthz_delay = 1.0
+    # a target that accepts but does not answer within the timeout (4 s -> 0.16 s, floored at 1.5 s)
+    world.targets[113].healthz_delay = 2.5  # above the plane's 1.5 s real-time floor on timeouts
     health = wait_health(client, lb.id, {113: "unhealthy"}, (81,))
     assert health[(113, 81)].detail == "timeout: no HTTP response within 4 s"
     assert health[(113, 81)].http_status_code is None

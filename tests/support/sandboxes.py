@@ -12,12 +12,15 @@ TEST_SPEED = 25.0
 
 
 def _start_net() -> int:
+    """Spread parallel runs (xdist workers, several test runs on one machine) over the nets."""
+    import random
+
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     try:
         idx = int(worker.removeprefix("gw"))
     except ValueError:
         idx = 0
-    return 1 + (idx * 61 + os.getpid() % 7 * 3) % 250
+    return 1 + (idx * 61 + random.randrange(250)) % 250
 
 
 def start(state_dir: Path, scenario: str = "healthy", **kw: Any) -> Sandbox:

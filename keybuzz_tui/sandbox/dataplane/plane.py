@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import images
 from ..hostnet import Holder
@@ -49,6 +50,25 @@ PODS = core("pods")
 MAX_NODES = 50
 IDLE_SECONDS = 60.0  # nginx client_header_timeout / keepalive: sandbox seconds
 MIN_IDLE_REAL = 0.5  # real seconds: never close a connection faster than a loaded box can use it
+
+
+class _ClientNoise(logging.Filter):
+    """aiohttp logs every malformed client request (garbage on a NodePort, a request line over
+    8190 bytes) at ERROR with a traceback, which `keybuzz-tui sandbox` printed on its terminal.
+    A server facing clients sees garbage routinely: that becomes one DEBUG line. An exception
+    raised by our own handlers (a sandbox bug) is not the client's doing and stays an ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.levelno > logging.DEBUG and isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {exc!r}"
+            record.args, record.exc_info = None, None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+client_log = logging.getLogger("keybuzz.sandbox.dataplane.clients")
+client_log.addFilter(_ClientNoise())
 
 
 class DataPlane:
@@ -317,6 +337,7 @@ class DataPlane:
                 handler,
                 handler_cancellation=True,
                 access_log=None,
+                logger=client_log,
                 keepalive_timeout=max(self.clock.scaled(75.0), MIN_IDLE_REAL),
                 max_line_size=8190,
                 max_field_size=8190,

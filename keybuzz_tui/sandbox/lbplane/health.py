@@ -47,6 +47,8 @@ from ..clock import Clock
 from ..hetzner.views import HealthCheckView
 from .loopback import refusal
 
+MIN_REAL_TIMEOUT = 1.5  # seconds of wall-clock time
+
 log = logging.getLogger("keybuzz.sandbox.lb")
 
 HealthKey = tuple[str, object]
@@ -214,7 +216,9 @@ class HealthChecker:
         refused = refusal(spec.address, f"health check of {self.key[2][0]} {self.key[2][1]}")
         if refused:
             return ProbeResult(False, refused)
-        timeout = self._clock.scaled(check.timeout)
+        # a fast clock must not make a health check's timeout shorter than a loaded machine needs
+        # to answer over loopback: below ~1 s real time, targets flap for no reason
+        timeout = max(self._clock.scaled(check.timeout), min(float(check.timeout), MIN_REAL_TIMEOUT))
         if check.protocol == "tcp":
             return await probe_tcp(spec.address, check.port, timeout, check.timeout)
         return await probe_http(self._session, spec.address, check, timeout)

@@ -1,0 +1,816 @@
+"""The Textual shell: the wizard's steps, navigation, help, the command palette, notifications,
+and the world the engine talks to (a real cluster, or the sandbox in demo mode).
+
+The first screen paints before anything slow happens: kubernetes, hcloud, keyring and the sandbox
+(aiohttp) are imported in a thread worker started once Welcome has painted; Welcome shows
+"connecting…" until `Platform.detect()` returns. Quitting while something is being applied asks
+first: let it finish, or stop it at a safe point (the journal says what the next run resumes from).
+
+This is the only module of keybuzz_tui/ that imports Textual (with keybuzz_tui.screens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from importlib import import_module
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import var
+from textual.screen import ModalScreen, Screen
+from textual.worker import WorkerState
+
+from . import config as config_mod
+from .cancel import CancelToken
+from .config import Config, ConfigError
+from .events import Event, Warning_
+from .redact import REDACTOR, safe_error
+from .screens.bridge import EngineBridge, EngineEvent, RunFinished
+from .screens.widgets import (
+    STEP_IDS,
+    STEPS,
+    ConfirmModal,
+    HelpScreen,
+    PlaceholderStepScreen,
+    bindings_of,
+    step_by_id,
+)
+
+APP_CSS = str(files("keybuzz_tui.assets") / "app.tcss")
+
+# Worker groups that change the platform: quitting while one runs asks first.
+APPLY_GROUPS = frozenset({"apply", "rollout", "lb", "lb-apply", "dns", "dns-apply", "firewall-apply", "repair", "demo-switch"})
+APPLYING_STEPS = frozenset({"rollout", "lb", "dns"})
+
+
+# --- the demo's scenario switcher --------------------------------------------------------------
+
+DEMO_SWITCHES: dict[str, tuple[str, str]] = {
+    # action: (title, what the operator should expect to see)
+    "overlay-block": (
+        "Overlay blocked",
+        "Hetzner's network now drops Flannel's VXLAN (UDP 8472) between nodes: ClusterIP Services and "
+        "CoreDNS time out across nodes, ingress answers 504 for a backend on another node. "
+        "hostNetwork pods reached on node IPs keep answering.",
+    ),
+    "overlay-restore": ("Overlay restored", "VXLAN traffic between nodes flows again."),
+    "port-take": (
+        "Port 8080 taken on k3s-worker-03",
+        "An old nginx now listens on 8080 on k3s-worker-03: the API pod there cannot bind its hostPort "
+        "and goes to CrashLoopBackOff (\"Address already in use\"). The port probe finds it.",
+    ),
+    "port-free": ("Port 8080 freed on k3s-worker-03", "The stray nginx on k3s-worker-03 is gone; the API pod can bind 8080 again."),
+    "ufw-drop": (
+        "UFW drops 31695 on k3s-worker-02",
+        "k3s-worker-02 now drops the ingress NodePort 31695: the Load Balancer's health check to it times "
+        "out and the target turns unhealthy; the other workers keep serving.",
+    ),
+    "ufw-allow": ("UFW allows 31695 on k3s-worker-02", "The ingress NodePort answers on k3s-worker-02 again."),
+    "images-fail": (
+        "Image pulls fail",
+        "The registry no longer has ghcr.io/keybuzz/*: new pods go ErrImagePull, then ImagePullBackOff.",
+    ),
+    "images-restore": ("Image pulls work", "The registry serves the KeyBuzz images again."),
+    "worker-stop": (
+        "k3s-worker-04 stopped",
+        "k3s-worker-04's kubelet stopped posting status: the node turns NotReady and its pods stop being Ready.",
+    ),
+    "worker-start": ("k3s-worker-04 started", "k3s-worker-04's kubelet posts status again; the node returns to Ready."),
+}
+DEMO_PORT_NODE, DEMO_UFW_NODE, DEMO_STOP_NODE = "k3s-worker-03", "k3s-worker-02", "k3s-worker-04"
+
+
+def _apply_demo_switch(sb: Any, action: str, config: Config) -> None:
+    """Runs in a thread: the sandbox call that breaks (or repairs) the world."""
+    ingress_port = config.ingress.http_node_port
+    if action in ("overlay-block", "overlay-restore"):
+        sb.call(sb.dataplane.set_overlay, action == "overlay-restore")
+    elif action == "port-take":
+        sb.call(sb.dataplane.add_host_process, DEMO_PORT_NODE, 8080, "nginx: master process /usr/sbin/nginx -g daemon off;")
+    elif action == "port-free":
+        sb.call(sb.dataplane.remove_host_process, DEMO_PORT_NODE, 8080)
+    elif action in ("ufw-drop", "ufw-allow"):
+        sb.call(sb.dataplane.set_firewall, DEMO_UFW_NODE, ingress_port, action == "ufw-drop")
+    elif action == "images-fail":
+        sb.call(sb.cluster.kubelet.set_missing_images, ["ghcr.io/keybuzz/*"])
+    elif action == "images-restore":
+        sb.call(sb.cluster.kubelet.set_missing_images, [])
+    elif action in ("worker-stop", "worker-start"):
+        sb.call(sb.cluster.manager.controllers["node-lifecycle"].set_ready, DEMO_STOP_NODE, action == "worker-start")
+    else:
+        raise ValueError(f"unknown demo switch {action!r}; known: {', '.join(DEMO_SWITCHES)}")
+
+
+# --- messages from the world worker ------------------------------------------------------------
+
+
+class WorldReady(Message):
+    """The engine's endpoints and the credential store are ready (detection follows)."""
+
+    def __init__(self, generation: int, endpoints: Any, secrets: Any, sandbox: Any, demo_token: str, keyring_error: str, keyring_description: str) -> None:
+        super().__init__()
+        self.generation = generation
+        self.endpoints = endpoints
+        self.secrets = secrets
+        self.sandbox = sandbox
+        self.demo_token = demo_token
+        self.keyring_error = keyring_error
+        self.keyring_description = keyring_description
+
+
+class WorldFailed(Message):
+    def __init__(self, generation: int, error: str) -> None:
+        super().__init__()
+        self.generation = generation
+        self.error = error
+
+
+class DetectDone(Message):
+    def __init__(self, generation: int, detected: Any) -> None:
+        super().__init__()
+        self.generation = generation
+        self.detected = detected
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+class KeybuzzApp(App[int]):
+    """The wizard. `config_path` is where the answers are saved when leaving."""
+
+    TITLE = "KeyBuzz installer"
+    CSS_PATH: ClassVar[Any] = [APP_CSS]
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[Any]] = [
+        Binding("f1", "help", "Help", id="app.help", tooltip="Help for this screen: what it does and its keys"),
+        Binding("ctrl+n", "next_step", "Next", id="app.next", tooltip="Go to the next step"),
+        Binding("ctrl+b", "prev_step", "Back", id="app.back", tooltip="Go back to the previous step"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, tooltip="Leave (asks first while something is being applied); answers are saved"),
+    ]
+
+    done_steps: var[frozenset[str]] = var(frozenset())
+    """Steps the operator completed (ticks in the step indicator)."""
+    world: var[str] = var("connecting")
+    """connecting | ready | error: whether the engine can talk to the platform yet."""
+    detected: var[Any] = var(None)
+    """keybuzz_tui.engine.platform.Detected once detection returned."""
+    current_step: var[str] = var("welcome")
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        config_path: str | os.PathLike[str] | None = None,
+        *,
+        context: str | None = None,
+        demo: bool = False,
+        scenario: str = "healthy",
+        board_only: bool = False,
+        speed: float = 2.0,
+        credential_backend: Any = None,
+        sandbox_factory: Callable[[str], Any] | None = None,
+        credential_env: Any = None,
+        endpoints: Any = None,
+        connect: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config or Config()
+        self.config_path = Path(config_path).expanduser() if config_path else None
+        self.kube_context = context
+        if context:
+            self.config.cluster.context = context
+        self.demo = demo
+        self.scenario = scenario
+        self.board_only = board_only
+        self.speed = speed
+        self._credential_backend = credential_backend
+        self._sandbox_factory = sandbox_factory
+        self._credential_env = credential_env
+        self._given_endpoints = endpoints
+        self._connect_on_paint = connect
+        self.bridge = EngineBridge(self)
+        self.endpoints: Any = None
+        self.secrets: Any = None  # the CredentialStore, once the world worker built it
+        self.sandbox: Any = None
+        self.demo_token = ""
+        self.keyring_error = ""
+        self.keyring_description = ""
+        self.world_error = ""
+        self._generation = 0
+        self._step_screens: dict[str, Screen[Any]] = {}
+        self._adopted: list[tuple[CancelToken, Any]] = []
+        self._quit_when_idle = False
+        self._leaving = False
+        self.save_error = ""
+        self.first_paint_at: float | None = None
+        self.first_paint_modules: frozenset[str] | None = None
+        self.started_at = time.perf_counter()
+        # what the steps learned, shared between screens
+        self.port_inventory: Any = None
+        self.port_checks: list[Any] = []
+        self.full_plan: Any = None
+        self.last_report: Any = None
+        self.sub_title = f"demo · scenario {scenario}" if demo else (f"context {context}" if context else "")
+
+    # --- start ---------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.goto("validation" if self.board_only else "welcome")
+
+    def first_painted(self) -> None:
+        """Called by the first step screen after its first refresh: only now start the slow work."""
+        if self.first_paint_at is not None:
+            return
+        self.first_paint_at = time.perf_counter()
+        self.first_paint_modules = frozenset(sys.modules)
+        if self._connect_on_paint:
+            self.connect_world()
+
+    def connect_world(self, scenario: str | None = None) -> None:
+        """(Re)connect: start the sandbox world in demo mode, build endpoints and the credential
+        store, then detect. A scenario switch restarts the sandbox world with `scenario`."""
+        if scenario is not None:
+            self.scenario = scenario
+            self.sub_title = f"demo · scenario {scenario}"
+        self._generation += 1
+        self.world = "connecting"
+        self.detected = None
+        self.world_error = ""
+        self._reset_learned()
+        self._connect(self._generation, self.scenario)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="world", description="connect to the platform")
+    def _connect(self, generation: int, scenario: str) -> None:
+        try:
+            from .engine.context import Endpoints
+
+            old, sandbox, demo_token = self.sandbox, None, ""
+            if self.demo:
+                if old is not None:
+                    self.sandbox = None
+                    old.stop()
+                sandbox = self._start_sandbox(scenario)
+                endpoints = Endpoints.from_sandbox(sandbox.state_dir)
+                # the demo walks the operator through storing the token, as a real install would
+                demo_token, endpoints.hcloud_token_env = endpoints.hcloud_token_env or "", None
+                REDACTOR.add(demo_token)
+            elif self._given_endpoints is not None:
+                endpoints = self._given_endpoints
+            else:
+                endpoints = Endpoints(
+                    kubeconfig=self.config.cluster.kubeconfig,
+                    context=self.kube_context or self.config.cluster.context or None,
+                    hcloud_endpoint=os.environ.get("HCLOUD_ENDPOINT") or None,
+                    hcloud_token_env=os.environ.get("HCLOUD_TOKEN") or None,
+                )
+            secrets, kr_error, kr_desc = self._make_store(sandbox)
+            self.post_message(WorldReady(generation, endpoints, secrets, sandbox, demo_token, kr_error, kr_desc))
+        except Exception as e:
+            self.post_message(WorldFailed(generation, safe_error(e)))
+
+    def _start_sandbox(self, scenario: str) -> Any:
+        if self._sandbox_factory is not None:
+            return self._sandbox_factory(scenario)
+        from .sandbox.runtime import Sandbox, free_net
+
+        # state_dir=None: the sandbox makes (and removes on stop) its own temporary directory
+        return Sandbox(None, scenario, net=free_net(), speed=self.speed).start()
+
+    def _make_store(self, sandbox: Any) -> tuple[Any, str, str]:
+        """(secret source, keyring problem, backend description). The store is built in this
+        worker because importing keyring and asking D-Bus for a Secret Service takes time."""
+        from . import credentials as cr
+
+        if sandbox is not None:
+            # demo: an in-memory keyring inside the sandbox world, empty until the operator saves;
+            # the operator's own HCLOUD_TOKEN / KEYBUZZ_SECRET_* never leak into the demo
+            backend = self._credential_backend if self._credential_backend is not None else cr.SandboxKeyring()
+            store = cr.CredentialStore(self.config.profile, backend=backend, env={}, allow_env=False)
+            return store, "", "demo: secrets go to a keyring that lives inside the sandbox, in memory"
+        kw: dict[str, Any] = {}
+        if self._credential_backend is not None:
+            kw["backend"] = self._credential_backend
+        if self._credential_env is not None:
+            kw["env"] = self._credential_env
+        store = cr.CredentialStore(self.config.profile, **kw)
+        try:
+            store.verify()
+        except cr.KeyringUnavailable as e:
+            return store, str(e), store.backend_description()
+        return store, "", store.backend_description()
+
+    @on(WorldReady)
+    def _world_ready(self, msg: WorldReady) -> None:
+        if msg.generation != self._generation:
+            if msg.sandbox is not None and msg.sandbox is not self.sandbox:
+                msg.sandbox.stop()
+            return
+        self.endpoints = msg.endpoints
+        self.secrets = msg.secrets
+        self.sandbox = msg.sandbox
+        self.demo_token = msg.demo_token
+        self.keyring_error = msg.keyring_error
+        self.keyring_description = msg.keyring_description
+        self.world = "ready"
+        self.refresh_detect()
+
+    @on(WorldFailed)
+    def _world_failed(self, msg: WorldFailed) -> None:
+        if msg.generation != self._generation:
+            return
+        self.world_error = msg.error
+        self.world = "error"
+        self.notify(msg.error, title="Cannot start", severity="error", timeout=10)
+
+    def refresh_detect(self) -> None:
+        """Detect again (after a credential or context change)."""
+        if self.endpoints is not None:
+            self._detect(self._generation)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detect", description="detect the platform")
+    def _detect(self, generation: int) -> None:
+        try:
+            with self.bridge.run(self, name="detect") as ctx:
+                detected = self.bridge.platform(ctx).detect()
+        except Exception as e:
+            from .engine.platform import Detected
+
+            detected = Detected(error=safe_error(e))
+        self.post_message(DetectDone(generation, detected))
+
+    @on(DetectDone)
+    def _detect_done(self, msg: DetectDone) -> None:
+        if msg.generation == self._generation:
+            self.detected = msg.detected
+
+    def set_kube_context(self, name: str) -> None:
+        """The Credentials screen's context picker: later runs use `name`, and detection reruns."""
+        self.kube_context = name or None
+        self.config.cluster.context = name
+        if self.endpoints is not None:
+            self.endpoints.context = name or None
+        if not self.demo:
+            self.sub_title = f"context {name}" if name else ""
+        self._reset_learned()
+        self.detected = None
+        self.refresh_detect()
+
+    def _reset_learned(self) -> None:
+        self.port_inventory, self.port_checks, self.full_plan = None, [], None
+        self.done_steps = frozenset(s for s in self.done_steps if s == "welcome")
+        # screens after Welcome are rebuilt for the new world
+        for sid in list(self._step_screens):
+            if sid in ("welcome",) or self._step_screens[sid] in self.screen_stack:
+                continue
+            scr = self._step_screens.pop(sid)
+            self.uninstall_screen(scr)
+            if scr.is_attached:
+                scr.remove()
+
+    # --- the engine for screens ------------------------------------------------------------------
+
+    def new_platform(self, *, sink: Callable[[Event], None], cancel: CancelToken) -> Any:
+        """For screens that bring their own sink and token (EngineStep): a Platform on this world."""
+        from .engine.context import Context
+        from .engine.platform import Platform
+        from .journal import Journal
+
+        if self.endpoints is None:
+            raise RuntimeError("the platform is not connected yet")
+
+        def both(event: Event) -> None:
+            sink(event)
+
+        self._adopted = [(t, s) for t, s in self._adopted if not t.cancelled]
+        self._adopted.append((cancel, self.screen))
+        ctx = Context(self.config, self.endpoints, self.secrets, sink=both, cancel=cancel, journal=Journal(self.journal_path))
+        return Platform(ctx)
+
+    @property
+    def journal_path(self) -> Path:
+        if self.sandbox is not None:
+            return Path(self.sandbox.state_dir) / "journal.jsonl"
+        from .paths import journal_path
+
+        return journal_path(self.config.profile)
+
+    def on_engine_event(self, msg: EngineEvent) -> None:
+        """Every engine event bubbles here: warnings become notifications."""
+        ev = msg.event
+        if isinstance(ev, Warning_):
+            text = ev.message + (f"\n→ {ev.remediation}" if ev.remediation else "")
+            self.notify(text, title=ev.step or "warning", severity="warning", timeout=8, markup=False)
+
+    @on(RunFinished)
+    def _run_finished(self, msg: RunFinished) -> None:
+        self._maybe_leave_when_idle()
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        self._maybe_leave_when_idle()
+
+    def _maybe_leave_when_idle(self) -> None:
+        if self._quit_when_idle and not self.applying_work():
+            self._quit_when_idle = False
+            self.notify("The apply finished; leaving.", title="Quit")
+            self.call_later(self._leave)
+
+    # --- steps -----------------------------------------------------------------------------------
+
+    def screen_class(self, step_id: str) -> type[Screen[Any]] | None:
+        step = step_by_id(step_id)
+        for stem in step.modules:
+            try:
+                mod = import_module(f"keybuzz_tui.screens.{stem}")
+            except ModuleNotFoundError as e:
+                if e.name and e.name.endswith(f"screens.{stem}"):
+                    continue
+                raise
+            cls = getattr(mod, step.class_name, None)
+            if isinstance(cls, type) and issubclass(cls, Screen):
+                return cls
+            for obj in vars(mod).values():
+                if isinstance(obj, type) and issubclass(obj, Screen) and obj.__module__ == mod.__name__ and getattr(obj, "STEP", None) == step_id:
+                    return obj
+        return None
+
+    def step_kwargs(self, step_id: str, cls: type[Screen[Any]]) -> dict[str, Any]:
+        """What a step's screen gets at construction (only the arguments its __init__ accepts)."""
+        offer: dict[str, Any] = {}
+        if step_id == "rollout" and self.full_plan is not None:
+            from .engine.plan import Plan
+
+            offer["plan"] = Plan(changes=self.full_plan.plan.of("kubernetes"))
+        try:
+            params = inspect.signature(cls.__init__).parameters
+        except (TypeError, ValueError):
+            return {}
+        return {k: v for k, v in offer.items() if k in params}
+
+    def step_screen(self, step_id: str, *, fresh: bool = False) -> Screen[Any]:
+        scr = self._step_screens.get(step_id)
+        if scr is not None and fresh and scr not in self.screen_stack:
+            self._step_screens.pop(step_id)
+            self.uninstall_screen(scr)
+            if scr.is_attached:
+                scr.remove()
+            scr = None
+        if scr is None:
+            cls = self.screen_class(step_id)
+            scr = cls(**self.step_kwargs(step_id, cls)) if cls is not None else PlaceholderStepScreen(step_id)
+            self._step_screens[step_id] = scr
+            self.install_screen(scr, name=f"step-{step_id}")
+        return scr
+
+    def goto(self, step_id: str, *, fresh: bool = False) -> None:
+        """Show a step. Step screens keep their state while the operator moves back and forth."""
+        if step_id not in STEP_IDS:
+            raise KeyError(step_id)
+        scr = self.step_screen(step_id, fresh=fresh)
+        self.current_step = step_id
+        if self.screen is scr:
+            return
+        # close modals (help, palette) first, then replace the current step
+        while isinstance(self.screen, ModalScreen) and len(self.screen_stack) > 1:
+            self.pop_screen()
+        top = self.screen
+        if top in self._step_screens.values():
+            self.switch_screen(scr)
+        else:
+            self.push_screen(scr)
+        if self.first_paint_at is None:
+            scr.call_after_refresh(self.first_painted)
+
+    def mark_done(self, step_id: str, done: bool = True) -> None:
+        self.done_steps = (self.done_steps | {step_id}) if done else (self.done_steps - {step_id})
+
+    def _index(self) -> int:
+        return STEP_IDS.index(self.current_step) if self.current_step in STEP_IDS else 0
+
+    def action_next_step(self) -> None:
+        i = self._index()
+        if i + 1 < len(STEP_IDS):
+            self.goto(STEP_IDS[i + 1])
+
+    def action_prev_step(self) -> None:
+        i = self._index()
+        if i > 0:
+            self.goto(STEP_IDS[i - 1])
+
+    # the EngineStep contract of the rollout / LB / DNS / board screens
+    def step_done(self, screen: Any, result: Any = None) -> None:
+        sid = getattr(screen, "STEP", "") or self.current_step
+        self.mark_done(sid)
+        i = STEP_IDS.index(sid) if sid in STEP_IDS else self._index()
+        if i + 1 < len(STEP_IDS):
+            self.goto(STEP_IDS[i + 1])
+
+    def step_back(self, screen: Any = None) -> None:
+        self.action_prev_step()
+
+    # --- help, palette, theme, report --------------------------------------------------------------
+
+    def action_help(self) -> None:
+        scr = self.screen
+        if isinstance(scr, HelpScreen):
+            return
+        title = step_by_id(self.current_step).title if scr in self._step_screens.values() else (scr.name or type(scr).__name__)
+        help_text = getattr(scr, "HELP", None) or "No help for this screen yet."
+        self.push_screen(HelpScreen(title, help_text, bindings_of(scr)))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for step in STEPS:
+            yield SystemCommand(f"Go to step: {step.title}", f"Show the {step.title} step", lambda s=step.id: self.goto(s))
+        yield SystemCommand("Toggle light/dark theme", "Switch between the light and dark themes", self.action_toggle_theme)
+        yield SystemCommand("Export report", "Write what this session found (Markdown and JSON, no secrets)", self.action_export_report)
+        yield SystemCommand("Show journal path", "Where every applied change is recorded", self.action_show_journal)
+        yield SystemCommand("Save answers", "Write the answers to keybuzz.yaml now (never secrets)", self.action_save_answers)
+        if self.demo:
+            for action, (title, _) in DEMO_SWITCHES.items():
+                yield SystemCommand(f"Demo: {title}", "Break (or repair) the sandbox world on purpose", lambda a=action: self.demo_switch(a))
+        yield from super().get_system_commands(screen)
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_show_journal(self) -> None:
+        path = self.journal_path
+        note = "" if path.exists() else " (nothing applied yet)"
+        if self.sandbox is not None:
+            note += " — demo: discarded with the sandbox on exit"
+        self.notify(f"{path}{note}", title="Journal", markup=False, timeout=10)
+
+    def action_save_answers(self) -> None:
+        path = self.save_answers()
+        if path is not None:
+            self.notify(f"Answers saved to {path} (secrets stay in the keyring)", title="Saved", markup=False)
+        else:
+            self.notify(self.save_error or "no answers file configured", title="Not saved", severity="error", markup=False)
+
+    def save_answers(self) -> Path | None:
+        """keybuzz.yaml: everything but secrets (the Config holds no secret values)."""
+        if self.config_path is None:
+            self.save_error = "no answers file configured"
+            return None
+        try:
+            config_mod.save(self.config, self.config_path)
+        except OSError as e:
+            self.save_error = f"cannot save {self.config_path}: {e.strerror or e}"
+            return None
+        self.save_error = ""
+        return self.config_path
+
+    def report_data(self) -> dict[str, Any]:
+        """What this session found, redacted: detection, ports, plan, checks."""
+        from dataclasses import asdict, is_dataclass
+
+        def plain(x: Any) -> Any:
+            if is_dataclass(x) and not isinstance(x, type):
+                return asdict(x)
+            return x if isinstance(x, (str, int, float, bool, type(None), list, dict)) else str(x)
+
+        checks = {}
+        for e in self.bridge.recorded:
+            if type(e).__name__ == "CheckResult":
+                checks[(getattr(e, "check", ""), getattr(e, "node", None))] = e.to_dict()
+        plan = self.full_plan
+        data = {
+            "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "mode": f"demo ({self.scenario})" if self.demo else "real",
+            "context": getattr(self.endpoints, "context", None) or self.kube_context or "",
+            "detected": plain(self.detected) if self.detected is not None else None,
+            "steps_done": sorted(self.done_steps),
+            "ports": [plain(c) for c in self.port_checks],
+            "plan": {
+                "summary": plan.plan.summary(),
+                "errors": list(plan.errors),
+                "changes": [{"layer": c.layer, "action": c.action, "ref": c.ref, "diff": c.lines()} for c in plan.plan.changes],
+            } if plan is not None else None,
+            "checks": list(checks.values()),
+            "journal": str(self.journal_path),
+        }
+        return REDACTOR.redact_obj(json.loads(json.dumps(data, default=str)))  # type: ignore[no-any-return]
+
+    def action_export_report(self) -> None:
+        data = self.report_data()
+        base = self.journal_path.parent
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            md, js = base / f"report-{stamp}.md", base / f"report-{stamp}.json"
+            js.write_text(json.dumps(data, indent=2) + "\n")
+            md.write_text(REDACTOR.redact(_report_markdown(data)))
+        except OSError as e:
+            self.notify(f"cannot write the report: {e.strerror or e}", title="Export report", severity="error", markup=False)
+            return
+        self.notify(f"{md}\n{js}", title="Report exported", markup=False, timeout=10)
+
+    # --- demo --------------------------------------------------------------------------------------
+
+    def switch_scenario(self, name: str) -> None:
+        """Welcome's scenario picker: restart the sandbox world with `name`."""
+        if not self.demo:
+            return
+        self.connect_world(name)
+
+    def demo_switch(self, action: str) -> None:
+        """Break (or repair) the sandbox world on purpose; a notification says what was broken."""
+        if action not in DEMO_SWITCHES:
+            self.notify(f"unknown demo switch {action!r}", severity="error", markup=False)
+            return
+        if not self.demo or self.sandbox is None:
+            self.notify("The scenario switcher works in demo mode only (keybuzz-tui --demo).", severity="warning")
+            return
+        self._demo_switch(self.sandbox, action)
+
+    @work(thread=True, exit_on_error=False, group="demo-switch", description="change the sandbox world")
+    def _demo_switch(self, sb: Any, action: str) -> None:
+        title, explain = DEMO_SWITCHES[action]
+        try:
+            _apply_demo_switch(sb, action, self.config)
+        except Exception as e:
+            self.notify(f"{title}: failed: {safe_error(e)}", title="Demo", severity="error", markup=False)
+            return
+        repair = action.endswith(("restore", "free", "allow", "start"))
+        self.notify(explain, title=f"Demo: {title}", severity="information" if repair else "warning", timeout=10, markup=False)
+
+    # --- leaving -----------------------------------------------------------------------------------
+
+    def applying_work(self) -> list[str]:
+        """What is changing the platform right now (descriptions), for the quit question."""
+        out = [f"{r.name}" for r in self.bridge.applying]
+        for w in self.workers:
+            if w.state in (WorkerState.PENDING, WorkerState.RUNNING) and w.group in APPLY_GROUPS:
+                out.append(w.description or w.name or w.group)
+        return out
+
+    async def action_quit(self) -> None:
+        if self._leaving:
+            return
+        busy = self.applying_work()
+        if not busy:
+            await self._leave()
+            return
+        what = ", ".join(dict.fromkeys(busy))
+        body = (
+            f"Still running: {what}.\n\n"
+            "• Let it finish: keybuzz-tui quits by itself when the apply is done.\n"
+            "• Stop safely: the apply stops at the next safe point (between two API calls, within "
+            f"{int(self.config.cluster.request_timeout)} s); what was applied stays applied and is "
+            f"recorded in the journal ({self.journal_path}); running keybuzz-tui again resumes from there.\n"
+            "• Stay: go back to the wizard."
+        )
+        self.push_screen(
+            ConfirmModal("Something is being applied", body, [("finish", "Let it finish, then quit", "primary"), ("stop", "Stop safely and quit", "warning"), ("cancel", "Stay", "default")]),
+            self._quit_choice,
+        )
+
+    def _quit_choice(self, choice: str | None) -> None:
+        if choice == "finish":
+            self._quit_when_idle = True
+            self.notify("keybuzz-tui will quit when the apply is done.", title="Quit")
+        elif choice == "stop":
+            self.run_worker(self._stop_and_leave(), exclusive=True, group="leaving", exit_on_error=False)
+
+    async def _stop_and_leave(self) -> None:
+        import asyncio
+
+        self._leaving = True
+        reason = "the operator quit; stopped at a safe point"
+        self.bridge.cancel_all(reason, applying_only=True)
+        for token, _owner in self._adopted:
+            token.cancel(reason)
+        for scr in self._step_screens.values():
+            if getattr(scr, "STEP", "") in APPLYING_STEPS and hasattr(scr, "cancel_all"):
+                with contextlib.suppress(Exception):
+                    scr.cancel_all(reason)  # type: ignore[attr-defined]
+        self.notify("Stopping the apply at the next safe point…", title="Quit")
+        deadline = time.monotonic() + self.config.cluster.request_timeout + 5
+        while self.applying_work() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        still = self.applying_work()
+        await self._leave(self.resume_message(stopped=not still))
+
+    def resume_message(self, *, stopped: bool = True) -> str:
+        """What the next run resumes from, read back from the journal."""
+        from .journal import Journal
+
+        path = self.journal_path
+        last = ""
+        with contextlib.suppress(Exception):
+            for e in reversed(Journal(path).last_run()):
+                what = " ".join(str(e.get(k)) for k in ("action", "kind", "namespace", "name", "resource") if e.get(k))
+                if what:
+                    last = f"{e.get('event', '')} {what}".strip()
+                    break
+        head = "The apply was stopped at a safe point." if stopped else "The apply did not stop in time; it was interrupted."
+        tail = f" Last change recorded: {last}." if last else " No change was recorded yet."
+        demo = " (demo: the sandbox world is discarded on exit)" if self.sandbox is not None else ""
+        return f"{head}{tail} The journal is {path}{demo}; run keybuzz-tui again to resume from there."
+
+    async def _leave(self, message: str | None = None) -> None:
+        self._leaving = True
+        self.save_answers()
+        self.exit(0, message=message)
+
+    def on_unmount(self) -> None:
+        self.bridge.cancel_all("keybuzz-tui is closing")
+        for token, _owner in self._adopted:
+            token.cancel("keybuzz-tui is closing")
+        if not self._leaving:
+            self.save_answers()
+        self.stop_world()
+
+    def stop_world(self) -> None:
+        sb, self.sandbox = self.sandbox, None
+        if sb is not None:
+            with contextlib.suppress(Exception):
+                sb.stop()
+
+
+def _report_markdown(data: dict[str, Any]) -> str:
+    lines = ["# KeyBuzz session report", "", f"- generated: {data['generated']}", f"- mode: {data['mode']}", f"- context: {data['context']}", f"- journal: {data['journal']}", ""]
+    d = data.get("detected") or {}
+    if d:
+        lines += ["## Platform", ""] + [f"- {k}: {v}" for k, v in d.items() if v not in ("", None)] + [""]
+    if data.get("ports"):
+        lines += ["## Ports", "", "| what | port | status | holder | suggestion |", "|---|---|---|---|---|"]
+        for p in data["ports"]:
+            p = p if isinstance(p, dict) else {"what": str(p)}
+            lines.append(f"| {p.get('what', '')} | {p.get('port', '')} | {p.get('status', '')} | {p.get('holder', '') or ''} | {p.get('suggestion', '') or ''} |")
+        lines.append("")
+    plan = data.get("plan")
+    if plan:
+        lines += ["## Plan", "", f"{plan['summary']}", ""]
+        for e in plan["errors"]:
+            lines.append(f"- **error**: {e}")
+        for c in plan["changes"]:
+            lines.append(f"- {c['action']} {c['layer']} {c['ref']}")
+        lines.append("")
+    if data.get("checks"):
+        lines += ["## Checks", ""]
+        for c in data["checks"]:
+            lines.append(f"- {c.get('status')} {c.get('check')} {c.get('node') or ''}: {c.get('detail', '')}")
+    return "\n".join(lines) + "\n"
+
+
+# --- launching -------------------------------------------------------------------------------
+
+
+def default_config_path(demo: bool) -> Path:
+    """Demo answers never overwrite a real keybuzz.yaml: they go to the demo profile's folder."""
+    from . import paths
+
+    return paths.state_dir("demo") / "keybuzz.yaml" if demo else paths.config_path()
+
+
+def run_wizard(
+    config_path: str | os.PathLike[str] | None,
+    context: str | None,
+    *,
+    demo: bool,
+    scenario: str = "healthy",
+    board_only: bool = False,
+    sandbox: str | os.PathLike[str] | None = None,
+) -> int:
+    """`keybuzz-tui [--config FILE] [--context NAME] [--demo [--scenario NAME]]`: the wizard.
+
+    Returns the process exit code: 0 after a normal exit, 2 for a config or usage error.
+    """
+    path = Path(config_path).expanduser() if config_path else default_config_path(demo)
+    try:
+        cfg = config_mod.load(path) if path.exists() else Config()
+    except ConfigError as e:
+        print(e.render(), file=sys.stderr)
+        return 2
+    if demo:
+        from .sandbox import scenarios
+
+        if scenario not in scenarios.available() and not Path(scenario).suffix:
+            print(f"keybuzz-tui: unknown scenario {scenario!r}; available: {', '.join(scenarios.available())}", file=sys.stderr)
+            return 2
+    endpoints = None
+    if sandbox is not None and not demo:
+        # an external sandbox (`keybuzz-tui sandbox --state-dir DIR`): its files say where everything is
+        from .engine.context import Endpoints
+
+        endpoints = Endpoints.from_sandbox(sandbox)
+        if context:
+            endpoints.context = context
+    app = KeybuzzApp(cfg, path, context=context, demo=demo, scenario=scenario, board_only=board_only, endpoints=endpoints)
+    try:
+        app.run()
+    finally:
+        app.stop_world()
+    if app.save_error:
+        print(f"keybuzz-tui: {app.save_error}", file=sys.stderr)
+    return app.return_code or 0

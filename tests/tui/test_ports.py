@@ -1,0 +1,118 @@
+"""Ports: conflicts name their holder and a free port; edits re-check at once without API
+calls; invalid values are refused with the reason."""
+
+from __future__ import annotations
+
+from keybuzz_tui.screens.widgets import ConfirmModal
+from textual.widgets import DataTable, Input
+
+from keybuzz_tui.engine import kubeio
+
+
+async def _ports(app, pilot, waits):
+    await waits.ready(app, pilot)
+    app.goto("ports")
+    await pilot.pause()
+    await waits.settle(app, pilot)
+    await waits.until(pilot, lambda: app.screen.checks, 10, "the scan")
+    return app.screen
+
+
+def _row(scr, field):
+    table = scr.query_one("#ports-table", DataTable)
+    return {key: str(getattr(v, "plain", v)) for key, v in zip([c.key.value for c in table.columns.values()], table.get_row(field), strict=False)}
+
+
+async def test_nodeport_conflict_names_the_service_and_suggests_a_port(demo_app, waits):
+    app = demo_app("nodeport-taken")
+    async with app.run_test(size=(120, 40)) as pilot:
+        scr = await _ports(app, pilot, waits)
+        row = _row(scr, "apps[0].node_port")
+        assert row["what"] == "keybuzz-api" and row["port"] == "30080" and row["kind"] == "NodePort"
+        assert row["status"] == "✗ taken"
+        assert "Service monitoring/grafana" in row["holder"]
+        assert row["suggestion"].startswith("30081")
+        # the other rows are fine; ingress' NodePorts are held by ingress-nginx as expected
+        assert _row(scr, "apps[0].port")["status"] == "✓ free"
+        assert _row(scr, "ingress.http_node_port")["status"] == "✓ expected"
+        assert _row(scr, "load_balancer.services[0].listen_port")["kind"] == "LB listen"
+        text = waits.text(app)
+        assert "1 port problem" in text
+        # the conflict row is selected first, its detail says what to do, the input has the fix
+        assert scr.query_one("#port-input", Input).value == "30081"
+        assert "kubectl -n monitoring edit svc grafana" in str(scr.query_one("#port-text").content)
+        assert "ports" not in app.done_steps
+
+
+async def test_editing_to_a_free_port_turns_green_without_api_calls(demo_app, waits, monkeypatch):
+    app = demo_app("nodeport-taken")
+    async with app.run_test(size=(120, 40)) as pilot:
+        scr = await _ports(app, pilot, waits)
+        calls: list[str] = []
+        real = kubeio.request
+        monkeypatch.setattr(kubeio, "request", lambda ctx, method, path, **kw: calls.append(path) or real(ctx, method, path, **kw))
+        inp = scr.query_one("#port-input", Input)
+        inp.focus()
+        inp.value = ""
+        await pilot.press(*"30081", "enter")
+        await pilot.pause()
+        assert app.config.apps[0].node_port == 30081
+        row = _row(scr, "apps[0].node_port")
+        assert row["status"] == "✓ free" and row["port"] == "30081" and row["holder"] == "—"
+        assert calls == []  # re-checked against the last scan only
+        assert "no conflict" in waits.text(app)
+        assert "ports" in app.done_steps
+
+
+async def test_invalid_values_are_refused_with_the_reason(demo_app, waits):
+    app = demo_app("nodeport-taken")
+    async with app.run_test(size=(120, 40)) as pilot:
+        scr = await _ports(app, pilot, waits)
+        cases = {
+            "99999": "not a valid port: allowed 1-65535",
+            "20000": "30000-32767",
+            "30000": "keybuzz-front",  # our own Front already uses it
+            "abc": "not a whole number",
+            "": "enter a port number",
+        }
+        for raw, reason in cases.items():
+            assert scr.edit(raw) is False
+            shown = str(scr.query_one("#edit-error").content)
+            assert "refused" in shown and reason in shown, (raw, shown)
+            assert app.config.apps[0].node_port == 30080
+        # the integer input does not even accept letters
+        inp = scr.query_one("#port-input", Input)
+        inp.focus()
+        inp.value = ""
+        await pilot.press(*"8o8O")
+        assert inp.value == "88"
+
+
+async def test_host_port_taken_by_a_host_process_is_found_by_the_probe(demo_app, waits):
+    app = demo_app("port-taken")
+    async with app.run_test(size=(120, 40)) as pilot:
+        scr = await _ports(app, pilot, waits)
+        assert _row(scr, "apps[0].port")["status"] == "✓ free"  # Kubernetes cannot see the process
+        await pilot.press("p")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        assert "short-lived pod" in app.screen.body_text
+        await pilot.click("#choice-probe")
+        await pilot.pause()
+        await waits.settle(app, pilot, timeout=60)
+        await waits.until(pilot, lambda: scr.inventory is not None and scr.inventory.probed, 60, "the probe")
+        row = _row(scr, "apps[0].port")
+        assert row["status"] == "✗ taken" and "nginx" in row["holder"] and "k3s-worker-03" in row["holder"]
+
+
+async def test_rescan_asks_the_cluster_again(demo_app, waits, monkeypatch):
+    app = demo_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        scr = await _ports(app, pilot, waits)
+        calls: list[str] = []
+        real = kubeio.request
+        monkeypatch.setattr(kubeio, "request", lambda ctx, method, path, **kw: calls.append(path) or real(ctx, method, path, **kw))
+        scr.query_one("#ports-table").focus()
+        await pilot.press("r")
+        await waits.settle(app, pilot)
+        assert "/api/v1/services" in calls

@@ -1,0 +1,90 @@
+"""Welcome: what the tool does, what it detected, install vs re-validate, the demo's scenarios."""
+
+from __future__ import annotations
+
+import yaml
+from textual.widgets import Button, OptionList
+
+from keybuzz_tui.app import KeybuzzApp
+from keybuzz_tui.credentials import SandboxKeyring
+from keybuzz_tui.sandbox import scenarios
+
+
+async def test_healthy_demo_shows_the_platform_and_offers_install(demo_app, waits):
+    app = demo_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await waits.ready(app, pilot)
+        text = waits.text(app)
+        assert "What keybuzz-tui will do" in text
+        for needle in ("keybuzz-sandbox", "v1.31.6+k3s1", "8 nodes, 5 workers", "no token yet", "not installed in namespace keybuzz"):
+            assert needle in text, needle
+        assert app.screen.query_one("#revalidate", Button).has_class("hidden")
+        assert app.screen.focused is app.screen.query_one("#install", Button)
+        await pilot.press("i")
+        await pilot.pause()
+        assert app.current_step == "credentials" and "welcome" in app.done_steps
+
+
+async def test_connecting_state_before_detection(tmp_path, waits):
+    app = KeybuzzApp(None, tmp_path / "k.yaml", demo=True, connect=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        text = waits.text(app)
+        assert "connecting… starting the sandbox world (scenario healthy)" in text
+
+
+async def test_installed_platform_offers_revalidate_and_repair(demo_app, waits):
+    app = demo_app("outage")  # KeyBuzz installed the classic way, the day of the outage
+    async with app.run_test(size=(100, 40)) as pilot:
+        await waits.ready(app, pilot)
+        assert app.detected.installed and app.detected.topology == "classic"
+        reval = app.screen.query_one("#revalidate", Button)
+        assert not reval.has_class("hidden") and reval.variant == "primary"
+        assert "Deployments behind ClusterIP" in waits.text(app)
+        await pilot.click("#revalidate")
+        await pilot.pause()
+        assert app.current_step == "validation"
+
+
+async def test_scenario_picker_lists_all_and_switching_restarts_the_world(demo_app, waits):
+    app = demo_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await waits.ready(app, pilot)
+        ol = app.screen.query_one("#scenario-list", OptionList)
+        names = [ol.get_option_at_index(i).id for i in range(ol.option_count)]
+        assert names == scenarios.available()
+        desc = str(app.screen.query_one("#scenario-desc").content)
+        assert "production cluster as the runbook found it" in desc
+        first = app.sandbox
+        ol.focus()
+        ol.highlighted = names.index("nodeport-taken")
+        await pilot.pause()
+        await pilot.pause()
+        assert "monitoring already holds NodePort 30080" in str(app.screen.query_one("#scenario-desc").content)
+        await pilot.press("enter")
+        await waits.until(pilot, lambda: app.sandbox is not None and app.sandbox is not first and app.detected is not None, 60, "the new world")
+        assert app.scenario == "nodeport-taken" and app.sandbox.scenario.name == "nodeport-taken"
+        assert first._thread is None  # the old world was stopped
+        assert "nodeport-taken" in app.sub_title
+
+
+async def test_unreachable_cluster_is_explained(tmp_path, waits):
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
+        "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u"}}],
+    }))
+    from keybuzz_tui.config import Config
+
+    cfg = Config()
+    cfg.cluster.kubeconfig = str(kc)
+    cfg.cluster.request_timeout = 3
+    app = KeybuzzApp(cfg, tmp_path / "keybuzz.yaml", credential_backend=SandboxKeyring(), credential_env={})
+    async with app.run_test(size=(100, 40)) as pilot:
+        await waits.ready(app, pilot)
+        assert app.detected.error
+        text = waits.text(app)
+        assert "refused the connection" in text and "pick another context" in text
+        assert "cluster unreachable" in text
