@@ -13,6 +13,8 @@ def main() -> int:
     from . import ports_scan
 
     ports_scan.main()
+    from . import tui_board; tui_board.main_first_paint()  # noqa: E702, I001 - the wizard's first paint vs a minimal app
+    from . import tui_board; tui_board.main_board()  # noqa: E702, I001 - the board's delay after a sandbox change
     return 0
 
 

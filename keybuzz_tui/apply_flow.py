@@ -1,21 +1,34 @@
-"""`keybuzz-tui apply`: the runbook end to end, headless — plan, confirm, apply step by step,
+"""`keybuzz-tui apply`: the runbook end to end, headless — lock, plan, confirm, apply step by step,
 validate. The journal records the run so an interrupted apply is resumed by running it again.
+
+Also the CLI's shared judgement of what went wrong: `classify` maps any step error (a Kubernetes
+refusal, a Hetzner error code, a missing secret, a held lock...) to the documented exit code with
+the operator-facing message and remediation, and `plan_all` runs the full plan keeping the errors
+themselves (not only their text) so `plan` and `apply` exit with the right code.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .cancel import Cancelled
 from .engine.plan import Plan
-from .engine.platform import Platform
-from .events import Info, StepFinished, StepStarted, Warning_
+from .engine.platform import FullPlan, Platform
+from .events import Info, StepStarted, Warning_
 from .redact import safe_error
 
 OK, FAILED, USAGE, CONFLICTS, CREDENTIALS, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+
+# Hetzner error codes (lb.CloudError.code) by exit code; the rest is a failed apply (1)
+_CLOUD_CREDENTIALS = {"unauthorized", "token_readonly", "forbidden", "no_token"}
+_CLOUD_UNREACHABLE = {"unreachable", "timeout", "maintenance", "unavailable", "bad_gateway"}
+_CLOUD_CONFLICTS = {"uniqueness_error", "source_port_already_used", "stale_plan", "conflict"}
+LB_SETTLE_TIMEOUT = 120.0  # seconds (Hetzner time) for every new LB target to get a health verdict
 
 
 def _confirm(question: str) -> bool:
@@ -32,23 +45,339 @@ def _layer(plan: Plan, layer: str) -> Plan:
     return Plan(changes=plan.of(layer))
 
 
-def run_apply(ctx: Any, args: argparse.Namespace, steps: set[str]) -> tuple[int, dict[str, Any]]:
-    from .engine import kubeio
+def _step_of(layer: str) -> str:
+    return {"kubernetes": "kubernetes", "hetzner": "lb", "dns": "dns", "firewall": "firewall"}.get(layer, layer)
 
+
+# --- what went wrong, as an exit code ------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    code: int
+    message: str
+    remediation: str = ""
+
+
+def classify(e: BaseException) -> Problem:
+    """Any error a step can raise, as (exit code, message, remediation); never a traceback."""
+    from .config import ConfigError
+    from .credentials import CredentialError
+    from .engine import kubeio
+    from .engine.lb import CloudError
+    from .engine.lock import LockHeld
+    from .engine.render import MissingSecret, RenderError
+
+    msg = safe_error(e)
+    remediation = str(getattr(e, "remediation", "") or "")
+    if isinstance(e, Cancelled):
+        return Problem(INTERRUPTED, f"stopped: {msg}", "what was applied is in the journal; run apply again to resume")
+    if isinstance(e, LockHeld):
+        return Problem(CONFLICTS, msg, lock_remediation(e))
+    if isinstance(e, MissingSecret):
+        return Problem(CREDENTIALS, msg, remediation)
+    if isinstance(e, CredentialError):
+        return Problem(CREDENTIALS, msg, str(getattr(e, "remediation", "") or ""))
+    if isinstance(e, (RenderError, ConfigError)):
+        return Problem(USAGE, msg, remediation)
+    if isinstance(e, kubeio.Unreachable):
+        return Problem(UNREACHABLE, f"cannot reach the Kubernetes API: {msg}",
+                       remediation or "check the kubeconfig context, the API address and the network (VPN), then run apply again: it resumes")
+    if isinstance(e, CloudError):
+        code = e.code
+        if code in _CLOUD_CREDENTIALS:
+            out = CREDENTIALS
+        elif code in _CLOUD_UNREACHABLE:
+            out = UNREACHABLE
+        elif code in _CLOUD_CONFLICTS:
+            out = CONFLICTS
+        elif code == "destructive":
+            out = USAGE
+        else:
+            out = FAILED
+        return Problem(out, e.message, e.remediation)
+    if isinstance(e, kubeio.KubeError):
+        status = e.status
+        if status in (401, 403):
+            out = CREDENTIALS
+        elif status in (409, 422):
+            out = CONFLICTS
+        else:
+            out = FAILED
+        return Problem(out, msg, remediation)
+    if remediation:  # PortScanError, ProbeError and the like carry their own advice
+        return Problem(FAILED, msg, remediation)
+    from .engine.portprobe import ProbeError
+    from .engine.ports import PortScanError
+
+    if isinstance(e, (PortScanError, ProbeError)):
+        return Problem(FAILED, msg, "check the kubeconfig context and that the API server is up, then run again")
+    return Problem(FAILED, f"unexpected error: {type(e).__name__}: {msg}", "run again; if it persists, report it with the journal (no secrets in it)")
+
+
+_PRIORITY = {CREDENTIALS: 0, UNREACHABLE: 1, USAGE: 2, CONFLICTS: 3, FAILED: 4}
+
+
+def worst(codes: list[int]) -> int:
+    """The exit code for several problems at once: credentials, then reachability, then config, then conflicts."""
+    return min(codes, key=lambda c: _PRIORITY.get(c, 9)) if codes else OK
+
+
+# --- the plan ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanOutcome:
+    full: FullPlan
+    problems: list[tuple[str, Problem]] = field(default_factory=list)
+
+    @property
+    def code(self) -> int:
+        codes = [p.code for _, p in self.problems]
+        if self.full.conflicts:
+            codes.append(CONFLICTS)
+        if self.full.errors and not codes:
+            codes.append(CONFLICTS)
+        return worst(codes)
+
+
+class _Recording(Platform):
+    """The facade, remembering each plan step's exception (Platform.plan keeps only its text)."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.raised: list[tuple[str, BaseException]] = []
+
+    def _keep(self, step: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except Cancelled:
+            raise
+        except Exception as e:
+            self.raised.append((step, e))
+            raise
+
+    def scan_ports(self, *, probe: bool = False) -> list[Any]:
+        return self._keep("ports", lambda: super(_Recording, self).scan_ports(probe=probe))  # type: ignore[no-any-return]
+
+    def plan_kubernetes(self) -> Plan:
+        return self._keep("kubernetes", lambda: super(_Recording, self).plan_kubernetes())  # type: ignore[no-any-return]
+
+    def plan_lb(self) -> Plan:
+        return self._keep("load balancer", lambda: super(_Recording, self).plan_lb())  # type: ignore[no-any-return]
+
+    def plan_dns(self) -> Plan:
+        return self._keep("dns", lambda: super(_Recording, self).plan_dns())  # type: ignore[no-any-return]
+
+    def plan_firewall(self) -> Plan:
+        return self._keep("firewall", lambda: super(_Recording, self).plan_firewall())  # type: ignore[no-any-return]
+
+
+def plan_all(ctx: Any, *, probe: bool = False) -> PlanOutcome:
+    """Platform.plan (every step emits its own events), with each error classified."""
+    platform = _Recording(ctx)
+    fp = platform.plan(probe=probe)
+    return PlanOutcome(fp, [(step, classify(e)) for step, e in platform.raised])
+
+
+def plan_result(fp: FullPlan) -> dict[str, Any]:
+    """The plan's part of the --json Result object."""
+    counts = fp.plan.counts()
+    return {
+        "summary": fp.plan.summary(),
+        "changes": fp.plan.has_changes,
+        "counts": {k: counts.get(k, 0) for k in ("create", "update", "delete", "unchanged", "manual")},
+        "errors": list(fp.errors),
+        "conflicts": [
+            {"name": c.name, "port": c.port, "status": c.status, "detail": c.detail, "remediation": c.remediation,
+             "holders": list(c.holders), "nodes": list(c.nodes), "suggestions": list(c.suggestions)}
+            for c in fp.conflicts
+        ],
+    }
+
+
+def plan_verdict(outcome: PlanOutcome, *, applying: bool) -> str:
+    """One line: why the plan stops here."""
+    fp = outcome.full
+    parts = []
+    if fp.conflicts:
+        parts.append(f"{len(fp.conflicts)} port conflict(s): " + ", ".join(
+            f"{c.name} {c.port}" + (f" (held by {'; '.join(c.holders[:2])}" + (f" on {', '.join(c.nodes[:3])}" if c.nodes else "") + ")" if c.holders else "")
+            for c in fp.conflicts))
+    for step, p in outcome.problems:
+        lines = [ln.strip() for ln in p.message.strip().splitlines() if ln.strip()] or [step]
+        first = lines[0].replace("; nothing was changed", "")
+        if first.endswith(":") and len(lines) > 1:  # a header, then what is refused
+            first = f"{first} {lines[1]}"
+        parts.append(f"{step}: {first}")
+    what = "; ".join(parts) or "the plan has errors"
+    tail = "nothing was changed; fix what is shown above and run apply again" if applying else "fix what is shown above and plan again"
+    return f"{what} — {tail}"
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+def missing_secrets(ctx: Any) -> list[Problem]:
+    """Entered (not generated) app secrets with no value in the keyring or the environment."""
+    secrets = ctx.secrets
+    if not hasattr(secrets, "missing"):
+        return []
+    from .credentials import KeyringUnavailable
+    from .engine.render import MissingSecret
+
+    names = [n for n in secrets.missing(ctx.config) if n.startswith("app/")]
+    keyring_problem = ""
+    if names:
+        try:
+            secrets.verify()
+        except KeyringUnavailable as e:
+            keyring_problem = e.reason
+    out = []
+    for name in names:
+        _, app, key = name.split("/", 2)
+        ms = MissingSecret(app, key, False)
+        remediation = ms.remediation + (f" (the OS keyring cannot be used here: {keyring_problem})" if keyring_problem else "")
+        out.append(Problem(CREDENTIALS, str(ms), remediation))
+    return out
+
+
+# --- the platform lock ---------------------------------------------------------------------------
+
+
+def lock_remediation(e: Any) -> str:
+    from .engine.lock import DURATION, RENEW_EVERY
+
+    if e.info.stale:
+        return ("its run stopped renewing the lock (it crashed or lost the cluster): if nobody else is repairing the platform, "
+                "run apply again with --take-over-stale-lock (the takeover is written to the journal)")
+    return (f"another keybuzz-tui run is changing this platform: wait until it finishes (it renews the lock every {RENEW_EVERY} s; "
+            f"a lock not renewed for {DURATION} s counts as stale), or ask its operator; never run two repairs at once")
+
+
+def _lock_namespace(ctx: Any) -> str | None:
+    """Where the lock lives. A first install locks in kube-system (the platform namespace does not
+    exist yet) and creates the namespace while holding it: as long as that Lease exists, every run
+    must look there, not in the new namespace, or two runs would each hold "the" lock."""
+    from .engine import kubeio
+    from .engine.lock import LEASE_NAME
+
+    try:
+        path = kubeio.resource_path("coordination.k8s.io/v1", "leases", "kube-system", LEASE_NAME)
+        if kubeio.get_or_none(ctx, path) is not None:
+            return "kube-system"
+    except kubeio.KubeError:
+        pass  # no right to read kube-system's leases: the lock's own choice
+    return None
+
+
+def acquire_lock(ctx: Any, args: argparse.Namespace) -> Any:
+    """The platform lock, held (raises LockHeld, or Cancelled when a takeover is declined)."""
+    from .engine.lock import LockHeld, PlatformLock
+
+    ns = _lock_namespace(ctx)
+    lock = PlatformLock(ctx, namespace=ns)
+    try:
+        lock.acquire()
+    except LockHeld as e:
+        if not (e.info.stale and getattr(args, "take_over_stale_lock", False)):
+            raise
+        if not args.yes and not _confirm(f"Take over the stale platform lock of {e.info.holder}?"):
+            raise
+        lock = PlatformLock(ctx, namespace=ns, take_over=True)
+        lock.acquire()
+        ctx.emit(Warning_(step="lock", message=f"took over the stale platform lock of {e.info.holder} (written to the journal)"))
+    ctx.emit(Info(step="lock", message=f"platform lock held (Lease {lock.namespace}/keybuzz-tui-lock, {lock.me})"))
+    return lock
+
+
+# --- the rollout's verdict -----------------------------------------------------------------------
+
+
+def rollout_diagnosis(res: Any) -> list[Warning_]:
+    """What is stuck, grouped: one warning per app and cause, naming the nodes, with the last log
+    line and the remediation (instead of the same cause repeated for every worker)."""
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for app, n in res.stuck():
+        groups.setdefault((app, n.reason or n.phase, n.remediation), []).append(n)
+    out = []
+    for (app, reason, remediation), nodes in groups.items():
+        first = nodes[0]
+        where = ", ".join(n.node for n in nodes)
+        why = first.message or reason
+        text = f"{app} on {where}: {first.phase}" + (f" — {reason}: {why}" if why and why != first.phase else "")
+        if first.last_log and first.last_log not in text:
+            text += f"; last log line: {first.last_log}"
+        out.append(Warning_(step="rollout", message=text, remediation=remediation))
+    return out
+
+
+def rollout_brief(res: Any) -> str:
+    """`keybuzz-api: CrashLoopBackOff on k3s-worker-03` — what is stuck, per app and cause."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for app, n in res.stuck():
+        groups.setdefault((app, n.reason or n.phase), []).append(n.node)
+    return "; ".join(f"{app}: {why} on {', '.join(nodes)}" for (app, why), nodes in groups.items()) or _short(res.message)
+
+
+def _short(text: str) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+# --- apply ---------------------------------------------------------------------------------------
+
+
+def _time_scale(ctx: Any) -> float:
+    """How much faster than real time the world runs (a sandbox's `speed`; 1 for a real platform)."""
+    d = getattr(ctx.endpoints, "sandbox_dir", None)
+    if d is None:
+        return 1.0
+    try:
+        return max(1.0, float(json.loads((Path(d) / "sandbox.json").read_text()).get("speed") or 1.0))
+    except (OSError, ValueError):
+        return 1.0
+
+
+def run_apply(ctx: Any, args: argparse.Namespace, steps: set[str]) -> tuple[int, dict[str, Any]]:
+    """The apply after the preflight: returns (exit code, the Result fields incl. "verdict")."""
+    from .engine.lock import LockHeld
+
+    try:
+        lock = acquire_lock(ctx, args)
+    except LockHeld as e:
+        p = classify(e)
+        ctx.emit(Warning_(step="lock", message=p.message, remediation=p.remediation))
+        return p.code, {"verdict": f"{p.message} — nothing was changed", "lock_holder": e.info.holder, "lock_stale": e.info.stale}
+    except Cancelled as e:
+        return INTERRUPTED, {"verdict": f"interrupted before anything changed: {e}", "interrupted": True}
+    except Exception as e:  # reading or writing the Lease failed: the cluster's answer, classified
+        p = classify(e)
+        ctx.emit(Warning_(step="lock", message=f"cannot take the platform lock: {p.message}", remediation=p.remediation))
+        return p.code, {"verdict": f"cannot take the platform lock: {_short(p.message)} — nothing was changed"}
+    try:
+        return _apply_locked(ctx, args, steps)
+    finally:
+        lock.release()
+
+
+def _apply_locked(ctx: Any, args: argparse.Namespace, steps: set[str]) -> tuple[int, dict[str, Any]]:
     platform = Platform(ctx)
-    generated: list[str] = []
-    ensure = getattr(ctx.secrets, "ensure_app_secrets", None)
-    if ensure is not None and "kubernetes" in steps:
-        generated = ensure(ctx.config)
-        for name in generated:
-            ctx.emit(Info(step="credentials", message=f"generated {name} and stored it in the keyring"))
-    fp = platform.plan(probe=getattr(args, "probe", False))
+    if "kubernetes" in steps:
+        missing = missing_secrets(ctx)
+        for p in missing:
+            ctx.emit(Warning_(step="credentials", message=p.message, remediation=p.remediation))
+        if missing:
+            return CREDENTIALS, {"verdict": f"{len(missing)} secret(s) the apps need are not set ({_short(missing[0].message)}) — nothing was changed",
+                                 "missing_secrets": [p.message for p in missing]}
+        ensure = getattr(ctx.secrets, "ensure_app_secrets", None)
+        if ensure is not None:
+            for name in ensure(ctx.config):
+                ctx.emit(Info(step="credentials", message=f"generated {name} and stored it in the keyring"))
+    outcome = plan_all(ctx, probe=getattr(args, "probe", False))
+    fp = outcome.full
     wanted = Plan(changes=[c for c in fp.plan.changes if _step_of(c.layer) in steps])
-    ctx.emit(Info(step="plan", message=f"plan: {wanted.summary()}"))
     if fp.conflicts or fp.errors:
-        for e in fp.errors:
-            ctx.emit(Warning_(step="plan", message=e))
-        return CONFLICTS, {"errors": fp.errors, "conflicts": len(fp.conflicts)}
+        return outcome.code, {**plan_result(fp), "verdict": "apply stopped before any change: " + plan_verdict(outcome, applying=True)}
     destructive = [c for c in wanted.changes if c.destructive]
     allow_destructive = False
     if destructive:
@@ -56,64 +385,119 @@ def run_apply(ctx: Any, args: argparse.Namespace, steps: set[str]) -> tuple[int,
     if wanted.has_changes and not args.yes:
         if not _confirm(f"Apply {wanted.summary()}?"):
             ctx.emit(Warning_(step="apply", message="nothing applied", remediation="re-run with --yes to apply without a prompt"))
-            return USAGE, {"applied": False}
+            return USAGE, {"applied": False, "verdict": "nothing applied: not confirmed (no terminal to ask, or declined); use --yes"}
         if destructive:
             # destructive changes are asked for twice, and the second question names what goes
             what = ", ".join(c.ref for c in destructive)
             if not _confirm(f"This destroys {what}. Really proceed?"):
                 ctx.emit(Warning_(step="apply", message="nothing applied (destructive changes declined)"))
-                return USAGE, {"applied": False}
+                return USAGE, {"applied": False, "verdict": "nothing applied: the destructive changes were declined"}
             allow_destructive = True
     elif destructive:
         allow_destructive = bool(getattr(args, "allow_destructive", False))
         if not allow_destructive:
             ctx.emit(Warning_(step="apply", message="the plan has destructive changes", remediation="add --allow-destructive to --yes to accept them, or run interactively"))
-            return USAGE, {"applied": False, "destructive": [c.ref for c in destructive]}
+            return USAGE, {"applied": False, "destructive": [c.ref for c in destructive],
+                           "verdict": "nothing applied: the plan destroys " + ", ".join(c.ref for c in destructive) + " (add --allow-destructive)"}
     ctx.journal.start_run("apply", summary=wanted.summary(), steps=sorted(steps))
+    finished = False
+
+    def finish(status: str, **fields: Any) -> None:
+        nonlocal finished
+        if not finished:
+            finished = True
+            ctx.journal.finish_run(status, **fields)
+
+    degraded = ""
     try:
         if "kubernetes" in steps:
-            ctx.emit(StepStarted(step="kubernetes", title="Kubernetes objects and DaemonSet rollout"))
+            ctx.emit(StepStarted(step="kubernetes", title="Kubernetes objects"))
             platform.apply_kubernetes(_layer(wanted, "kubernetes"))
-            res = platform.rollout(getattr(args, "timeout", None))
-            ok = bool(getattr(res, "ok", False))
-            ctx.emit(StepFinished(step="kubernetes", status="ok" if ok else "fail", summary=str(getattr(res, "summary", ""))))
-            if not ok:
-                ctx.journal.finish_run("failed", step="rollout")
-                ctx.emit(Warning_(step="rollout", message="the rollout did not complete", remediation="fix the cause shown above and re-run apply; `keybuzz-tui` (the wizard) offers a rollback to the previous revision"))
-                return FAILED, {"failed": "rollout"}
+            res = platform.rollout(getattr(args, "timeout", None))  # announces its own step and verdict
+            if res.status == "cancelled":
+                raise Cancelled(ctx.cancel.reason or "interrupted")
+            if not res.ok:
+                for w in rollout_diagnosis(res):
+                    ctx.emit(w)
+                if res.status != "degraded":
+                    finish("failed", step="rollout", rollout=res.status)
+                    ctx.emit(Warning_(step="rollout", message=f"the rollout did not complete ({res.status})",
+                                      remediation="fix the cause above, then run apply again (it resumes); the wizard (`keybuzz-tui`) offers a rollback to the previous revision"))
+                    return FAILED, {"failed": "rollout", "rollout": res.status,
+                                    "stuck": [{"app": a, "node": n.node, "phase": n.phase, "reason": n.reason, "message": n.message} for a, n in res.stuck()],
+                                    "verdict": f"apply failed at the rollout ({res.status} after {res.elapsed:.0f} s): {rollout_brief(res)}"}
+                degraded = _short(res.message)
+                ctx.emit(Warning_(step="rollout", message="continuing on the reachable workers: the platform is served without the missing ones",
+                                  remediation="bring the NotReady workers back, then run apply again: their pods start there"))
         if "lb" in steps:
-            ctx.emit(StepStarted(step="lb", title="Hetzner Load Balancer"))
             platform.apply_lb(platform.plan_lb(), allow_destructive=allow_destructive)
-            platform.wait_lb_healthy()
-            ctx.emit(StepFinished(step="lb", status="ok"))
+            from .engine import lb
+
+            health = lb.wait_healthy(ctx, max(10.0, LB_SETTLE_TIMEOUT / _time_scale(ctx)), until="settled")
+            bad = sorted({t for (_, t), st in health.items() if st != "healthy"})
+            if bad:
+                ctx.emit(Warning_(step="lb", message=f"Load Balancer targets not healthy: {', '.join(bad)} (the LB serves from the healthy ones)",
+                                  remediation="the validation below says why; fix it and run validate (or apply) again"))
         if "dns" in steps:
-            ctx.emit(StepStarted(step="dns", title="DNS records"))
             platform.apply_dns(platform.plan_dns())
-            ctx.emit(StepFinished(step="dns", status="ok"))
         if "firewall" in steps and ctx.config.firewall.mode == "manage":
-            ctx.emit(StepStarted(step="firewall", title="Hetzner firewall"))
             platform.apply_firewall(platform.plan_firewall(), allow_destructive=allow_destructive)
-            ctx.emit(StepFinished(step="firewall", status="ok"))
         rep = platform.validate()  # announces its own step
+        if rep.cancelled:
+            raise Cancelled(ctx.cancel.reason or "interrupted")
         failed = [r for r in rep.results if r.status == "fail"]
         if getattr(args, "junit", None):
             from .engine import report
 
             Path(args.junit).write_text(report.to_junit(rep))
-        ctx.journal.finish_run("ok" if not failed else "validation-failed")
-        return (FAILED if failed else OK), {"failed_checks": [r.check for r in failed]}
+        emit_trace_summary(ctx, rep)
+        result: dict[str, Any] = {"changes": wanted.summary(), "failed_checks": [r.check for r in failed], "validation": rep.summary(),
+                                  "first_broken": rep.first_broken()}
+        if degraded:
+            result["rollout"] = "degraded"
+        if failed:
+            finish("validation-failed", failed=[r.check for r in failed])
+            result["verdict"] = f"applied, but validation fails: {rep.summary()} ({', '.join(r.check for r in failed)})"
+            return FAILED, result
+        if degraded:
+            finish("degraded", rollout=degraded)
+            result["verdict"] = f"applied, but degraded: {degraded}"
+            return FAILED, result
+        finish("ok")
+        what = f"applied {wanted.summary()}" if wanted.has_changes else "nothing to change"
+        result["verdict"] = f"apply complete: {what}; validation {rep.summary()}"
+        return OK, result
     except Cancelled as e:
-        ctx.journal.finish_run("interrupted", reason=str(e))
+        finish("interrupted", reason=str(e))
         ctx.emit(Warning_(step="apply", message=f"stopped: {e}", remediation="what was applied is in the journal; run apply again to resume"))
-        return INTERRUPTED, {"interrupted": True}
+        return INTERRUPTED, {"interrupted": True, "verdict": "interrupted: what was applied is in the journal; run apply again to resume"}
     except Exception as e:  # step errors (KubeError, CloudError, RenderError...) carry a remediation
-        if not isinstance(e, (kubeio.KubeError, kubeio.Unreachable)) and not hasattr(e, "remediation"):
-            raise
-        ctx.journal.finish_run("failed", error=safe_error(e))
-        remediation = str(getattr(e, "remediation", "") or "")
-        ctx.emit(Warning_(step="apply", message=safe_error(e), remediation=(remediation + " — " if remediation else "") + "then run apply again: it resumes where it stopped"))
-        return (UNREACHABLE if isinstance(e, kubeio.Unreachable) else FAILED), {"error": safe_error(e)}
+        p = classify(e)
+        finish("failed", error=_short(p.message))
+        ctx.emit(Warning_(step="apply", message=p.message, remediation=(p.remediation + " — " if p.remediation else "") + "then run apply again: it resumes where it stopped"))
+        return p.code, {"error": p.message, "verdict": f"apply failed: {_short(p.message)}"}
+    except BaseException:  # a second Ctrl-C (KeyboardInterrupt): the journal still says so
+        finish("interrupted", reason="aborted")
+        raise
 
 
-def _step_of(layer: str) -> str:
-    return {"kubernetes": "kubernetes", "hetzner": "lb", "dns": "dns", "firewall": "firewall"}.get(layer, layer)
+def emit_trace_summary(ctx: Any, rep: Any) -> None:
+    """Per host, one line per broken hop: from which workers the request path breaks there first,
+    and why (the first such worker's hop detail)."""
+    from .engine.trace import first_broken
+
+    for host, rows in (rep.traces or {}).items():
+        broken: dict[str, list[tuple[str, Any]]] = {}
+        ok = []
+        for node, hops in rows.items():
+            fb = first_broken(hops)
+            if fb is None:
+                ok.append(node)
+            else:
+                broken.setdefault(fb.hop, []).append((node, fb))
+        for hop, items in broken.items():
+            nodes = ", ".join(n for n, _ in items)
+            first = items[0][1]
+            works = f" (works from {', '.join(ok)})" if ok else ""
+            ctx.emit(Warning_(step="trace", message=f"{host}: first broken hop {hop} from {nodes}{works}: {first.detail}",
+                              remediation=str(getattr(first, "remediation", "") or "")))

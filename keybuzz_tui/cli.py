@@ -1,10 +1,15 @@
 """The `keybuzz-tui` command line: the wizard by default, headless subcommands for automation.
 
 Exit codes (documented in the README and `--help`):
-  0  success                       3  conflicts found (ports, allocator, plan errors)
-  1  failed checks / apply failed  4  credentials or permissions (token, keyring, RBAC)
+  0  success                       3  conflicts found (ports, allocator, plan errors, platform lock held)
+  1  failed checks / apply failed  4  credentials or permissions (token, keyring, RBAC, missing secret)
   2  usage or configuration error  5  the cluster or the Hetzner API cannot be reached
   130 interrupted (Ctrl-C): what was applied is in the journal; a re-run resumes
+
+Output: readable progress on stdout, then a one-line verdict (on stderr when the command fails);
+with --json, one JSON object per line on stdout, the last one {"type": "Result", "exit_code": N,
+"verdict": "...", ...}. Nothing is changed before the preflight (cluster reachable, permissions,
+Hetzner token, secrets) has passed and the platform lock (a Lease; one apply at a time) is held.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from . import __version__
 
 OK, FAILED, USAGE, CONFLICTS, CREDENTIALS, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
-EPILOG = """exit codes: 0 success, 1 failed checks or apply, 2 usage/config error, 3 conflicts found,
-4 credentials or permissions, 5 cluster/Hetzner unreachable, 130 interrupted (re-run resumes).
+EPILOG = """exit codes: 0 success, 1 failed checks or apply, 2 usage/config error, 3 conflicts found
+(ports, plan errors, the platform lock held by another run), 4 credentials or permissions (token,
+RBAC, missing secret), 5 cluster/Hetzner unreachable, 130 interrupted (re-run resumes).
 environment: KUBECONFIG, HCLOUD_TOKEN, HCLOUD_ENDPOINT, KEYBUZZ_SECRET_<APP>_<KEY>, KEYBUZZ_STATE_DIR."""
 
 
@@ -71,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout", type=int, help="rollout timeout in seconds (default: rollout.timeout)")
     ap.add_argument("--junit", metavar="FILE", help="write the final validation as JUnit XML")
     ap.add_argument("--steps", default="kubernetes,lb,dns,firewall", help="comma-separated subset of kubernetes,lb,dns,firewall")
+    ap.add_argument("--take-over-stale-lock", action="store_true",
+                    help="take over a platform lock whose run stopped renewing it (crashed); asks first unless --yes")
 
     va = sub.add_parser("validate", help="run the named checks and trace the request path per worker")
     _common(va)
@@ -92,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _attach_optional(sub: Any) -> None:
     """Subcommands whose modules may be absent in a partial install still leave the CLI usable."""
-    for mod in ("cli_config", "cli_credentials"):
+    for mod in ("cli_config", "cli_credentials", "cli_recover", "cli_doctor"):
         try:
             m = __import__(f"keybuzz_tui.{mod}", fromlist=["add_parser"])
         except ImportError:
@@ -172,19 +180,32 @@ def _install_sigint(ctx: Any) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _finish(args: argparse.Namespace, sink: Any, code: int, **result: Any) -> int:
+def _finish(args: argparse.Namespace, sink: Any, code: int, verdict: str = "", **result: Any) -> int:
+    """End a command: the --json Result object, or the readable one-line verdict (stderr on failure)."""
     from .output import JsonPrinter
 
     if isinstance(sink, JsonPrinter):
-        sink.write({"type": "Result", "exit_code": code, **result})
+        sink.write({"type": "Result", "exit_code": code, "verdict": verdict, **result})
+        if code != OK and verdict:
+            _err(f"{verdict} (exit {code})")
+    elif verdict:
+        if code == OK:
+            sink.verdict(True, verdict)
+        else:
+            _err(f"✗ {verdict} (exit {code})")
     return code
+
+
+def _short(text: str) -> str:
+    text = (text or "").strip()
+    return text.splitlines()[0] if text else ""
 
 
 # --- commands --------------------------------------------------------------------------------
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .engine.platform import Platform
+    from .apply_flow import plan_all, plan_result, plan_verdict
 
     cfg = _load_config(args)
     sink = _sink(args)
@@ -193,13 +214,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     code = _guard_preflight(ctx, args, sink, need_hcloud=False)
     if code is not None:
         return code
-    fp = Platform(ctx).plan(probe=args.probe)  # each step emits its ObjectPlanned events
-    sink_summary(sink, f"plan: {fp.plan.summary()}")
+    outcome = plan_all(ctx, probe=args.probe)  # each step emits its ObjectPlanned events and its summary
+    fp = outcome.full
     if fp.errors or fp.conflicts:
-        for e in fp.errors:
-            _err(e)
-        return _finish(args, sink, CONFLICTS, summary=fp.plan.summary(), errors=fp.errors, conflicts=len(fp.conflicts))
-    return _finish(args, sink, OK, summary=fp.plan.summary(), changes=fp.plan.has_changes)
+        return _finish(args, sink, outcome.code, f"plan: {fp.plan.summary()}, but " + plan_verdict(outcome, applying=False), **plan_result(fp))
+    what = "no changes: the platform matches keybuzz.yaml" if not fp.plan.has_changes else f"apply would make {fp.plan.summary()}"
+    return _finish(args, sink, OK, f"plan: {what}", **plan_result(fp))
 
 
 def sink_summary(sink: Any, text: str) -> None:
@@ -210,32 +230,55 @@ def sink_summary(sink: Any, text: str) -> None:
 
 def _guard_preflight(ctx: Any, args: argparse.Namespace, sink: Any, *, need_hcloud: bool) -> int | None:
     """Stop before anything changes when the cluster, the permissions or the token are wrong."""
-    from .engine import preflight
+    from .cancel import Cancelled
+    from .engine import kubeio, preflight
+    from .events import Warning_
     from .redact import safe_error
 
+    nothing = "nothing was changed"
     try:
         pf = preflight.run(ctx)
-    except Exception as e:
-        _err(f"cannot use the kubeconfig: {safe_error(e)}")
-        return _finish(args, sink, UNREACHABLE, error=safe_error(e))
-    if not pf.reachable:
-        _err(pf.user_message)
-        return _finish(args, sink, CREDENTIALS if "refused us: 401" in pf.user_message else UNREACHABLE, error=pf.user_message)
-    if pf.missing:
-        _err("the kubeconfig user lacks permissions the install needs: " + "; ".join(g.render() for g in pf.missing))
-        return _finish(args, sink, CREDENTIALS, missing=[g.render() for g in pf.missing])
-    if need_hcloud:
-        from .credentials import check_hcloud_token
+    except Cancelled:
+        return _finish(args, sink, INTERRUPTED, f"interrupted before anything changed; {nothing}", interrupted=True)
+    except kubeio.Unreachable as e:
+        msg = f"cannot reach the Kubernetes API: {safe_error(e)}"
+        ctx.emit(Warning_(step="preflight", message=msg, remediation="check the kubeconfig context (--context), the API address and the network (VPN)"))
+        return _finish(args, sink, UNREACHABLE, f"{msg} — {nothing}", error=msg)
+    except kubeio.KubeError as e:
+        from .apply_flow import classify
 
-        token = ctx.endpoints.hcloud_token_env or os.environ.get("HCLOUD_TOKEN") or ctx.secrets.hcloud_token()
-        if not token:
-            _err("no Hetzner API token: run `keybuzz-tui credentials set hcloud-token` (stored in the OS keyring) or set HCLOUD_TOKEN")
-            return _finish(args, sink, CREDENTIALS, error="no token")
-        res = check_hcloud_token(ctx, token)
+        p = classify(e)
+        ctx.emit(Warning_(step="preflight", message=p.message, remediation=p.remediation))
+        return _finish(args, sink, p.code, f"the preflight failed: {_short(p.message)} — {nothing}", error=p.message)
+    except Exception as e:  # the kubeconfig itself: missing file, unknown context, bad YAML
+        where = ctx.endpoints.kubeconfig or ctx.config.cluster.kubeconfig
+        msg = f"cannot use the kubeconfig {where}" + (f" (context {ctx.endpoints.context})" if ctx.endpoints.context else "") + f": {safe_error(e)}"
+        ctx.emit(Warning_(step="preflight", message=msg, remediation="check cluster.kubeconfig / cluster.context in keybuzz.yaml, KUBECONFIG, or --context"))
+        return _finish(args, sink, USAGE, f"{_short(msg)} — {nothing}", error=msg)
+    if not pf.reachable:
+        code = CREDENTIALS if "refused us: 401" in pf.user_message else UNREACHABLE
+        return _finish(args, sink, code, f"{_short(pf.user_message)} — {nothing}", error=pf.user_message)
+    if pf.missing:
+        missing = [g.render() for g in pf.missing]
+        return _finish(args, sink, CREDENTIALS,
+                       f"the kubeconfig user lacks {len(missing)} permission(s) the install needs: {'; '.join(missing)} — {nothing}",
+                       missing=missing)
+    if need_hcloud:
+        from .credentials import CredentialError, check_hcloud_token
+
+        try:
+            res = check_hcloud_token(ctx)
+        except Cancelled:
+            return _finish(args, sink, INTERRUPTED, f"interrupted before anything changed; {nothing}", interrupted=True)
+        except CredentialError as e:  # the keyring could not be asked for the token
+            msg = safe_error(e)
+            ctx.emit(Warning_(step="credentials", message=msg))
+            return _finish(args, sink, CREDENTIALS, f"cannot read the Hetzner API token: {_short(msg)} — {nothing}", error=msg)
+        ctx.emit(res.to_event())
         if res.status != "valid":
-            _err(f"Hetzner API token: {res.status}: {res.message}")
-            code = UNREACHABLE if res.status == "unreachable" else CREDENTIALS
-            return _finish(args, sink, code, error=res.message)
+            code = UNREACHABLE if res.status in ("unreachable", "rate-limited") else CREDENTIALS
+            return _finish(args, sink, code, f"the Hetzner API token is {res.status}: {res.message} — {nothing}",
+                           token_status=res.status, error=res.message, remediation=res.remediation)
     return None
 
 
@@ -247,6 +290,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
     ctx = _context(args, cfg, sink)
     _install_sigint(ctx)
     steps = {s.strip() for s in args.steps.split(",") if s.strip()}
+    unknown = steps - {"kubernetes", "lb", "dns", "firewall"}
+    if unknown or not steps:
+        _err(f"--steps: unknown step(s) {', '.join(sorted(unknown)) or '(none given)'}; choose among kubernetes,lb,dns,firewall")
+        return _finish(args, sink, USAGE)
     code = _guard_preflight(ctx, args, sink, need_hcloud=bool(steps & {"lb", "dns", "firewall"}))
     if code is not None:
         return code
@@ -259,6 +306,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from .app import run_wizard
 
         return run_wizard(args.config, args.context, demo=args.demo, scenario=args.scenario, board_only=True, sandbox=args.sandbox)
+    from .apply_flow import emit_trace_summary
     from .engine import report as reportmod
     from .engine.platform import Platform
 
@@ -276,26 +324,39 @@ def cmd_validate(args: argparse.Namespace) -> int:
         _err(str(e))
         return _finish(args, sink, USAGE, error=str(e))
     if rep.cancelled:
-        return _finish(args, sink, INTERRUPTED, interrupted=True)
+        return _finish(args, sink, INTERRUPTED, f"interrupted: {rep.summary()}", interrupted=True)
+    emit_trace_summary(ctx, rep)
     if args.junit:
         Path(args.junit).write_text(reportmod.to_junit(rep))
     if args.report:
         text = reportmod.to_json(rep) if args.report.endswith(".json") else reportmod.to_markdown(rep)
         Path(args.report).write_text(text)
     failed = [r for r in rep.results if r.status == "fail"]
-    return _finish(args, sink, FAILED if failed else OK, failed=[r.check for r in failed])
+    result = {"failed": [r.check for r in failed], "summary": rep.summary(), "first_broken": rep.first_broken(), "api_requests": rep.api_requests}
+    if failed:
+        return _finish(args, sink, FAILED, f"validation fails: {rep.summary()} ({', '.join(r.check for r in failed)})", **result)
+    return _finish(args, sink, OK, f"validation passes: {rep.summary()}", **result)
 
 
 def cmd_ports(args: argparse.Namespace) -> int:
+    from .apply_flow import classify
     from .engine.platform import Platform
+    from .events import Warning_
 
     cfg = _load_config(args)
     sink = _sink(args)
     ctx = _context(args, cfg, sink)
     _install_sigint(ctx)
-    checks = Platform(ctx).scan_ports(probe=args.probe)
+    try:
+        checks = Platform(ctx).scan_ports(probe=args.probe)
+    except Exception as e:  # the scan's own error (unreachable, forbidden), classified
+        p = classify(e)
+        ctx.emit(Warning_(step="ports", message=p.message, remediation=p.remediation))
+        return _finish(args, sink, p.code, f"the port scan failed: {_short(p.message)}", error=p.message)
     bad = [c for c in checks if getattr(c, "failed", False)]
-    return _finish(args, sink, CONFLICTS if bad else OK, conflicts=len(bad))
+    if bad:
+        return _finish(args, sink, CONFLICTS, f"{len(bad)} port conflict(s): " + ", ".join(f"{c.name} {c.port}" for c in bad), conflicts=len(bad))
+    return _finish(args, sink, OK, f"{len(checks)} ports checked, no conflict", conflicts=0)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -365,6 +426,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted; what was applied is in the journal, and a re-run resumes from there")
         return INTERRUPTED
+    except Exception as e:  # never a traceback for the operator (KEYBUZZ_DEBUG=1 shows it)
+        from .apply_flow import classify
+
+        if os.environ.get("KEYBUZZ_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        p = classify(e)
+        _err(f"{p.message}" + (f"\n  → {p.remediation}" if p.remediation else ""))
+        return p.code
 
 
 if __name__ == "__main__":

@@ -41,7 +41,11 @@ def _parse(ts: str | None) -> datetime | None:
             return datetime.strptime(ts, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
-    return None
+    try:  # an offset instead of Z (as the python client serialises a datetime): a live lock must not look stale
+        dt = datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def identity() -> str:

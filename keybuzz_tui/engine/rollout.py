@@ -402,12 +402,40 @@ def target_node(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def _is_updated(pod: dict[str, Any], ds: dict[str, Any]) -> bool:
+def _is_updated(pod: dict[str, Any], ds: dict[str, Any], current_hash: str | None = None) -> bool:
+    """Kubernetes' util.IsPodUpdated: the template generation matches, or the pod already runs the
+    current ControllerRevision (after a rollback the generation moves on but the pods of the
+    restored revision are up to date)."""
+    labels = _meta(pod).get("labels") or {}
+    if current_hash and labels.get(REVISION_HASH) == current_hash:
+        return True
     want = (_meta(ds).get("annotations") or {}).get(TEMPLATE_GENERATION)
-    have = (_meta(pod).get("labels") or {}).get(POD_TEMPLATE_GENERATION)
+    have = labels.get(POD_TEMPLATE_GENERATION)
     if want is None or have is None:
         return True  # cannot tell: the counters still decide
     return str(want) == str(have)
+
+
+REVISION_HASH = "controller-revision-hash"
+_HASH_CACHE: dict[tuple[str, str, str], str | None] = {}
+
+
+def current_revision_hash(ctx: Context, ds: dict[str, Any]) -> str | None:
+    """The hash of the DaemonSet's newest ControllerRevision (one LIST per template generation)."""
+    meta = _meta(ds)
+    key = (meta.get("namespace", ""), meta.get("name", ""), str((meta.get("annotations") or {}).get(TEMPLATE_GENERATION)))
+    if key in _HASH_CACHE:
+        return _HASH_CACHE[key]
+    try:
+        sel = ",".join(f"{k}={v}" for k, v in (((ds.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items())
+        revs = kubeio.get(ctx, f"/apis/apps/v1/namespaces/{key[0]}/controllerrevisions", labelSelector=sel).get("items") or []
+        owned = [r for r in revs if any(o.get("uid") == meta.get("uid") for o in _meta(r).get("ownerReferences") or [])]
+        newest = max(owned, key=lambda r: int(r.get("revision") or 0), default=None)
+        value = (_meta(newest).get("labels") or {}).get(REVISION_HASH) if newest else None
+    except Exception:  # no revision known (API error, no client): the generation alone decides
+        return None
+    _HASH_CACHE[key] = value
+    return value
 
 
 def _pod_ready(pod: dict[str, Any]) -> bool:
@@ -515,8 +543,9 @@ class _Board:
         pods: list[dict[str, Any]], events: dict[tuple[str, str], list[dict[str, Any]]], namespace: str,
     ) -> NodeRollout:
         live = [p for p in pods if not _meta(p).get("deletionTimestamp")]
+        chash = current_revision_hash(self.ctx, ds)
         # the pod that matters: the updated one, else the newest; a terminating one only if alone
-        pick = sorted(live, key=lambda p: (_is_updated(p, ds), _meta(p).get("creationTimestamp") or ""), reverse=True)
+        pick = sorted(live, key=lambda p: (_is_updated(p, ds, chash), _meta(p).get("creationTimestamp") or ""), reverse=True)
         pod = pick[0] if pick else (pods[0] if pods else None)
         ready_node, why_node = node_ready(node_obj)
         if pod is None:
@@ -528,7 +557,7 @@ class _Board:
                 )
             return NodeRollout(node, phase="Missing", reason="NoPod", message="the DaemonSet controller has not created a pod here yet")
         name = _meta(pod).get("name", "")
-        updated = _is_updated(pod, ds)
+        updated = _is_updated(pod, ds, chash)
         ready = _pod_ready(pod)
         out = NodeRollout(node, pod=name, updated=updated, ready=ready)
         st = pod.get("status") or {}

@@ -429,6 +429,16 @@ class Sandbox:
 
         return Client(token or self.hcloud_token, api_endpoint=self.hcloud_endpoint, poll_interval=poll_interval, timeout=10)
 
+    def replace_worker(self, old: str, new: Any = None, *, timeout: float = 30.0) -> Any:
+        """Scenario switch: worker `old` replaced by a new server with a new IP (k3s-worker-06 at
+        the next worker address by default): gone from Kubernetes and Hetzner, the new node joined
+        with role=worker, the data plane serving its address (see replace.py). Returns its NodeAddr."""
+        from .replace import replace_worker
+
+        node = self.call(replace_worker, self, old, new, timeout=timeout)
+        self._write_info()
+        return node
+
     def resolver(self) -> Any:
         """A dnspython resolver that asks only the sandbox's authoritative DNS server."""
         from .dns import resolver_for

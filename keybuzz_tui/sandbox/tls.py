@@ -28,9 +28,19 @@ class SandboxCA:
     def cert_pem(self) -> str:
         return self._ca.cert_pem.bytes().decode()
 
-    def issue(self, *names: str, common_name: str | None = None) -> IssuedCert:
-        """Names may be DNS names or IP addresses; trustme puts each in the right SAN type."""
-        leaf = self._ca.issue_cert(*names, common_name=common_name or names[0])
+    def issue(self, *names: str, common_name: str | None = None, days: int | None = None) -> IssuedCert:
+        """Names may be DNS names or IP addresses; trustme puts each in the right SAN type.
+
+        days: validity from now (a managed LB certificate is 90 days, like Let's Encrypt's);
+        None keeps trustme's far-future expiry for the sandbox's own servers.
+        """
+        kw = {}
+        if days is not None:
+            import datetime
+
+            now = datetime.datetime.now(datetime.UTC)
+            kw = {"not_before": now - datetime.timedelta(minutes=5), "not_after": now + datetime.timedelta(days=days)}
+        leaf = self._ca.issue_cert(*names, common_name=common_name or names[0], **kw)
         cert = leaf.cert_chain_pems[0].bytes().decode()
         key = leaf.private_key_pem.bytes().decode()
         chain = "".join(p.bytes().decode() for p in leaf.cert_chain_pems)

@@ -168,7 +168,7 @@ def _complete_issuance(st: HetznerState, cert_id: int) -> Outcome:
         cert.issuance = "failed"
         cert.error = {"code": code, "message": message}
         return (code, message)
-    issued = st.ca.issue(*cert.domain_names)
+    issued = st.ca.issue(*cert.domain_names, days=90)  # Let's Encrypt's lifetime
     leaf = x509.load_pem_x509_certificate(issued.cert_pem.encode())
     before = getattr(leaf, "not_valid_before_utc", None) or leaf.not_valid_before
     after = getattr(leaf, "not_valid_after_utc", None) or leaf.not_valid_after

@@ -1,0 +1,367 @@
+"""Pieces shared by the install-progress screens (rollout, load balancer, DNS) and the board.
+
+- Status styling that reads in monochrome (a symbol and a word in every cell) and follows the
+  light and dark themes (colours taken from the theme's `text-*` variables).
+- `MarkdownConfirm`: a yes/no modal whose body is Markdown (revision tables, record lists).
+- `StepHost`: a small App that hosts one step screen with the engine bridge; it is what
+  `keybuzz-tui validate --board` runs (BoardApp) and what the screens' tests drive.
+- `DEMO_SWITCHES`: the demo's scenario switches (break the world on purpose, and restore it).
+- Navigation helpers that use the wizard shell's methods when it has them.
+
+Only screens import this module; the engine never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keybuzz_tui.screens.bridge import EngineBridge
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Label, Markdown
+
+from keybuzz_tui.redact import safe_error
+
+if TYPE_CHECKING:
+    from keybuzz_tui.sandbox.runtime import Sandbox
+
+Clock = Callable[[], float]
+
+SYMBOL = {
+    "ok": "✓",
+    "fail": "✗",
+    "warn": "!",
+    "pending": "…",
+    "running": "◐",
+    "skip": "–",
+    "info": "·",
+    "unknown": "?",
+    "unreached": "·",
+}
+WORD = {"ok": "ok", "fail": "fail", "warn": "warn", "pending": "pending", "running": "running", "skip": "skipped", "info": "info", "unknown": "unknown"}
+_TONE_VAR = {"ok": "text-success", "fail": "text-error", "warn": "text-warning", "running": "text-primary", "info": "text-primary"}
+
+
+# --- styling -----------------------------------------------------------------------------------
+
+
+class Tones:
+    """Rich styles per status, taken from the app's current theme (light or dark)."""
+
+    _cache: dict[str, dict[str, Style]] = {}
+
+    @classmethod
+    def of(cls, app: Any) -> dict[str, Style]:
+        name = str(getattr(app, "theme", "") or "")
+        found = cls._cache.get(name)
+        if found is None:
+            try:
+                variables = app.get_css_variables()
+            except Exception:
+                variables = {}
+            found = {}
+            for status, var in _TONE_VAR.items():
+                colour = str(variables.get(var, "")).strip()
+                found[status] = Style(color=colour[:7], bold=status in ("ok", "fail")) if colour.startswith("#") else Style(bold=True)
+            found["pending"] = Style(dim=True)
+            found["skip"] = Style(dim=True)
+            found["unreached"] = Style(dim=True, italic=True)
+            found["unknown"] = Style(dim=True)
+            err = str(variables.get("error", "#B93C5B"))[:7]
+            found["first"] = Style(color="#ffffff", bgcolor=err if err.startswith("#") else "red", bold=True)
+            cls._cache[name] = found
+        return found
+
+
+def status_text(app: Any, status: str, label: str | None = None, *, symbol: str | None = None) -> Text:
+    """`✓ ok`, `✗ CrashLoopBackOff`...: a symbol and a word, coloured by the theme."""
+    sym = SYMBOL.get(status, "?") if symbol is None else symbol
+    word = WORD.get(status, status) if label is None else label
+    style = Tones.of(app).get(status, Style())
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(f"{sym} {word}".strip(), style=style)  # a span, so text appended later keeps its own style
+    return out
+
+
+def plain(text: Any, style: str | Style = "") -> Text:
+    """A cell that is never parsed as markup (pod names, messages, hostnames)."""
+    return Text(str(text), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return "just now"
+    if seconds < 90:
+        return f"{int(seconds)}s ago"
+    return f"{int(seconds // 60)}m ago"
+
+
+# --- modals ------------------------------------------------------------------------------------
+
+
+class MarkdownConfirm(ModalScreen[bool]):
+    """A yes/no question with a body (Markdown) that says exactly what will happen."""
+
+    DEFAULT_CSS = """
+    MarkdownConfirm { align: center middle; }
+    MarkdownConfirm > Vertical {
+        width: 90%; max-width: 110; height: auto; max-height: 90%;
+        border: thick $warning; background: $surface; padding: 0 1;
+    }
+    MarkdownConfirm #confirm-title { text-style: bold; width: 1fr; padding: 0 0 1 0; }
+    MarkdownConfirm VerticalScroll { height: auto; max-height: 70vh; }
+    MarkdownConfirm Markdown { margin: 0; padding: 0; }
+    MarkdownConfirm Horizontal { height: auto; align-horizontal: right; padding-top: 1; }
+    MarkdownConfirm Button { margin-left: 2; }
+    """
+    BINDINGS = [
+        Binding("escape", "answer(False)", "No", id="confirm.no"),
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n", "answer(False)", "No", show=False),
+    ]
+
+    def __init__(self, title: str, body: str, *, yes: str = "Yes", no: str = "Cancel") -> None:
+        super().__init__()
+        self._title, self._body, self._yes, self._no = title, body, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self._title, id="confirm-title", markup=False)
+            with VerticalScroll():
+                yield Markdown(self._body, id="confirm-body")
+            with Horizontal():
+                yield Button(self._no, id="no", variant="default")
+                yield Button(self._yes, id="yes", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+# --- navigation (the wizard shell's methods when it has them) -----------------------------------
+
+
+def step_next(screen: Screen[Any], result: Any = None) -> None:
+    """This step is done: let the wizard go to the next one (or close the screen when hosted alone)."""
+    app: Any = screen.app
+    for name in ("step_done", "action_next_step", "next_step"):
+        fn = getattr(app, name, None)
+        if callable(fn):
+            fn(screen, result) if name == "step_done" else fn()
+            return
+    if len(app.screen_stack) > 1 and app.screen is screen:
+        screen.dismiss(result)
+
+
+def step_back(screen: Screen[Any]) -> None:
+    app: Any = screen.app
+    for name in ("action_back_step", "action_back", "back_step"):
+        fn = getattr(app, name, None)
+        if callable(fn):
+            fn()
+            return
+    if len(app.screen_stack) > 2 and app.screen is screen:
+        app.pop_screen()
+
+
+# --- the demo's scenario switches ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoSwitch:
+    id: str
+    label: str
+    what: str
+    restores: str = ""  # the id of the switch that undoes this one
+
+
+DEMO_SWITCHES: tuple[DemoSwitch, ...] = (
+    DemoSwitch("overlay-block", "Block the overlay (VXLAN, UDP 8472)", "Hetzner drops Flannel's VXLAN packets between nodes: ClusterIP Services and CoreDNS time out; hostNetwork pods keep answering.", "overlay-restore"),
+    DemoSwitch("port-take", "Take port 8080 on k3s-worker-03", "An old nginx listens on 8080 on k3s-worker-03: the API pod there cannot bind its port.", "port-free"),
+    DemoSwitch("ufw-drop", "UFW drops 31695 on k3s-worker-02", "A hand-made UFW rule drops the ingress NodePort on k3s-worker-02: the LB health check and every request through that worker time out.", "ufw-allow"),
+    DemoSwitch("images-fail", "Fail image pulls (restart keybuzz-front on k3s-worker-05)", "The registry loses the KeyBuzz images; the keybuzz-front pod on k3s-worker-05 is restarted and cannot pull its image.", "images-restore"),
+    DemoSwitch("worker-stop", "Stop k3s-worker-04 (kubelet NotReady)", "k3s-worker-04's kubelet stops posting status: the node turns NotReady and is tainted unreachable.", "worker-start"),
+    DemoSwitch("overlay-restore", "Restore the overlay", "VXLAN between nodes works again."),
+    DemoSwitch("port-free", "Free port 8080 on k3s-worker-03", "The stray nginx on k3s-worker-03 is stopped."),
+    DemoSwitch("ufw-allow", "UFW allows 31695 on k3s-worker-02", "The UFW rule is removed (ufw allow 31695/tcp)."),
+    DemoSwitch("images-restore", "Restore the registry", "The images are back; pods in ImagePullBackOff pull them at the next retry."),
+    DemoSwitch("worker-start", "Start k3s-worker-04 again", "The kubelet posts status again; the node turns Ready."),
+)
+
+
+def run_demo_switch(sb: Sandbox, action: str) -> str:
+    """Apply one demo switch to a running sandbox (blocking: call it from a thread worker).
+
+    The wizard shell's `demo_switch(action)` can delegate here; returns what was done."""
+    dp = sb.dataplane
+    if action == "overlay-block":
+        sb.call(dp.set_overlay, False)
+    elif action == "overlay-restore":
+        sb.call(dp.set_overlay, True)
+    elif action == "port-take":
+        sb.call(dp.add_host_process, "k3s-worker-03", 8080, "nginx: master process /usr/sbin/nginx -g daemon off;")
+    elif action == "port-free":
+        sb.call(dp.remove_host_process, "k3s-worker-03", 8080)
+    elif action == "ufw-drop":
+        sb.call(dp.set_firewall, "k3s-worker-02", 31695, True)
+    elif action == "ufw-allow":
+        sb.call(dp.set_firewall, "k3s-worker-02", 31695, False)
+    elif action in ("images-fail", "images-restore"):
+        assert sb.cluster is not None
+        sb.call(sb.cluster.kubelet.set_missing_images, ["ghcr.io/keybuzz/*"] if action == "images-fail" else [])
+        if action == "images-fail":
+            _restart_pod(sb, "keybuzz-front", "k3s-worker-05")
+    elif action in ("worker-stop", "worker-start"):
+        assert sb.cluster is not None
+        sb.call(sb.cluster.manager.controllers["node-lifecycle"].set_ready, "k3s-worker-04", action == "worker-start")
+    else:
+        raise ValueError(f"unknown demo switch {action!r}")
+    return next((d.label for d in DEMO_SWITCHES if d.id == action), action)
+
+
+def _restart_pod(sb: Sandbox, app: str, node: str, namespace: str = "keybuzz") -> None:
+    """Delete the app's pod on `node` (the DaemonSet recreates it, which pulls the image again)."""
+    from kubernetes import client
+
+    api = client.CoreV1Api(sb.kube_client())
+    try:
+        pods = api.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node}", _request_timeout=10).items
+        for p in pods:
+            if (p.metadata.name or "").startswith(app + "-"):
+                api.delete_namespaced_pod(p.metadata.name, namespace, grace_period_seconds=0, _request_timeout=10)
+    finally:
+        api.api_client.close()
+
+
+# --- a host for one step ---------------------------------------------------------------------------
+
+
+class StepHost(App[None]):
+    """One step screen on its own, with the same engine plumbing as the wizard (an EngineBridge
+    over config, endpoints and secrets). `BoardApp` is this with the board; tests use it to drive
+    a step screen against a sandbox without the rest of the wizard."""
+
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="host.help", tooltip="What this screen shows and the keys that work here"),
+        Binding("ctrl+q", "quit", "Quit", id="host.quit", priority=True, tooltip="Leave (running work is cancelled at its next safe point)"),
+    ]
+    done_steps: reactive[frozenset[str]] = reactive(frozenset())
+
+    def __init__(
+        self,
+        config: Any,
+        endpoints: Any,
+        secrets: Any = None,
+        *,
+        screen: Callable[[], Screen[Any]],
+        journal_path: Path | None = None,
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        super().__init__()
+        from keybuzz_tui.engine.context import NoSecrets
+
+        self.config = config
+        self.endpoints = endpoints
+        self.secrets = secrets or NoSecrets()
+        self.journal_path = journal_path
+        self.sandbox = sandbox
+        self.demo = sandbox is not None
+        self.bridge = EngineBridge(self)
+        self._make_screen = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self._make_screen())
+
+    def action_help(self) -> None:
+        from keybuzz_tui.screens.widgets import HelpScreen, bindings_of
+
+        screen = self.screen
+        if isinstance(screen, ModalScreen):
+            return
+        self.push_screen(HelpScreen(str(screen.TITLE or type(screen).__name__), screen.HELP or "", bindings_of(screen)))
+
+    def demo_switch(self, action: str) -> None:
+        """Break (or repair) the sandbox world, in a thread worker; a notification says what."""
+        if self.sandbox is None:
+            self.notify("The scenario switcher works in demo mode only.", severity="warning")
+            return
+        self._demo_switch(self.sandbox, action)
+
+    @work(thread=True, exit_on_error=False, group="demo-switch", description="change the sandbox world")
+    def _demo_switch(self, sb: Sandbox, action: str) -> None:
+        try:
+            label = run_demo_switch(sb, action)
+        except Exception as e:
+            self.notify(f"{action}: {safe_error(e)}", title="Demo", severity="error", markup=False)
+            return
+        what = next((d.what for d in DEMO_SWITCHES if d.id == action), "")
+        self.notify(what, title=f"Demo: {label}", severity="information" if not action.endswith(("block", "take", "drop", "fail", "stop")) else "warning", markup=False)
+
+    async def action_quit(self) -> None:
+        self.bridge.cancel_all("the app is closing")
+        self.exit()
+
+
+# --- plans ---------------------------------------------------------------------------------------
+
+ACTION_STATUS = {"create": ("running", "+ create"), "update": ("warn", "~ update"), "delete": ("fail", "- delete"), "unchanged": ("pending", "= unchanged"), "manual": ("warn", "? manual")}
+
+
+def fill_plan_table(app: Any, table: Any, changes: list[Any]) -> None:
+    """A plan as rows: action (symbol + word), resource, what changes (the diff, or the note).
+
+    Column widths follow the table's width so nothing scrolls sideways at 80 columns; the full
+    diff of a row is one Enter away (the screens log it)."""
+    width = max(60, (table.size.width or table.app.size.width) - 4)
+    res_w = min(34, max(18, width // 3))
+    what_w = max(12, width - 11 - res_w - 6)
+    table.clear(columns=True)
+    table.add_column("Action", key="action", width=11)
+    table.add_column("Resource", key="resource", width=res_w)
+    table.add_column("What changes", key="what", width=what_w)
+    for i, c in enumerate(changes):
+        tone, word = ACTION_STATUS.get(c.action, ("info", c.action))
+        what = "; ".join(c.lines()[:3]) if c.diff else (c.note or "")
+        if c.diff and len(c.diff) > 3:
+            what += f" (+{len(c.diff) - 3} more)"
+        if c.destructive:
+            what = f"DESTRUCTIVE: {what}"
+        action = Text(word, style=Tones.of(app).get(tone, Style()), no_wrap=True)
+        table.add_row(action, plain(f"{c.kind} {c.name}"), plain(what), key=str(i))
+
+
+def change_lines(c: Any) -> list[str]:
+    """Everything about one planned change, for the log when the operator selects its row."""
+    out = [f"{c.action} {c.kind} {c.name}" + (f" ({c.note})" if c.note else "")]
+    out += [f"    {line}" for line in c.lines()]
+    return out
+
+
+def text_bar(progress: int, width: int = 14) -> str:
+    """A progress bar that reads without colour: ████████░░░░░░  57%."""
+    progress = max(0, min(100, int(progress)))
+    filled = round(width * progress / 100)
+    return "█" * filled + "░" * (width - filled) + f" {progress:3d}%"
