@@ -15,6 +15,7 @@ def main() -> int:
     ports_scan.main()
     from . import tui_board; tui_board.main_first_paint()  # noqa: E702, I001 - the wizard's first paint vs a minimal app
     from . import tui_board; tui_board.main_board()  # noqa: E702, I001 - the board's delay after a sandbox change
+    from . import cli_validate; cli_validate.main()  # noqa: E702, I001 - API requests and time per `validate` run and per continuous refresh
     return 0
 
 

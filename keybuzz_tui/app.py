@@ -19,9 +19,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from importlib import import_module
-from importlib.resources import files
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -31,23 +30,20 @@ from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.worker import WorkerState
 
-from . import config as config_mod
+from . import assets as _assets
 from .cancel import CancelToken
-from .config import Config, ConfigError
-from .events import Event, Warning_
 from .redact import REDACTOR, safe_error
 from .screens.bridge import EngineBridge, EngineEvent, RunFinished
-from .screens.widgets import (
-    STEP_IDS,
-    STEPS,
-    ConfirmModal,
-    HelpScreen,
-    PlaceholderStepScreen,
-    bindings_of,
-    step_by_id,
-)
+from .screens.widgets import STEP_IDS, STEPS, PlaceholderStepScreen, bindings_of, step_by_id
 
-APP_CSS = str(files("keybuzz_tui.assets") / "app.tcss")
+if TYPE_CHECKING:
+    from .config import Config
+    from .events import Event
+
+# The app's stylesheet, next to keybuzz_tui.assets' __init__ (what importlib.resources.files()
+# returns for this file-system package, in a wheel and in an editable install alike), without
+# importing importlib.resources and zipfile before the first paint.
+APP_CSS = str(Path(_assets.__file__).with_name("app.tcss"))
 
 # Worker groups that change the platform: quitting while one runs asks first.
 APPLY_GROUPS = frozenset({"apply", "rollout", "lb", "lb-apply", "dns", "dns-apply", "firewall-apply", "repair", "demo-switch"})
@@ -55,61 +51,124 @@ APPLYING_STEPS = frozenset({"rollout", "lb", "dns"})
 
 
 # --- the demo's scenario switcher --------------------------------------------------------------
+# One implementation for the wizard (palette, the board's `s`) and for the board alone (StepHost,
+# BoardApp): the switch's words, the sandbox calls, and the notification that says what to expect.
 
-DEMO_SWITCHES: dict[str, tuple[str, str]] = {
-    # action: (title, what the operator should expect to see)
-    "overlay-block": (
+
+class DemoSwitch(NamedTuple):
+    """One way to break (or repair) the demo world: what it is called, what the operator should
+    expect to see, and (for a breaking switch) the id of the switch that repairs it."""
+
+    title: str
+    explain: str
+    restores: str = ""
+
+    @property
+    def breaking(self) -> bool:
+        return bool(self.restores)
+
+
+DEMO_PORT_NODE, DEMO_UFW_NODE, DEMO_STOP_NODE, DEMO_IMAGE_NODE = "k3s-worker-03", "k3s-worker-02", "k3s-worker-04", "k3s-worker-05"
+
+DEMO_SWITCHES: dict[str, DemoSwitch] = {
+    "overlay-block": DemoSwitch(
         "Overlay blocked",
         "Hetzner's network now drops Flannel's VXLAN (UDP 8472) between nodes: ClusterIP Services and "
         "CoreDNS time out across nodes, ingress answers 504 for a backend on another node. "
         "hostNetwork pods reached on node IPs keep answering.",
+        "overlay-restore",
     ),
-    "overlay-restore": ("Overlay restored", "VXLAN traffic between nodes flows again."),
-    "port-take": (
-        "Port 8080 taken on k3s-worker-03",
-        "An old nginx now listens on 8080 on k3s-worker-03: the API pod there cannot bind its hostPort "
-        "and goes to CrashLoopBackOff (\"Address already in use\"). The port probe finds it.",
+    "port-take": DemoSwitch(
+        f"Port 8080 taken on {DEMO_PORT_NODE}",
+        f"An old nginx now listens on 8080 on {DEMO_PORT_NODE} and the API pod there is restarted: it cannot "
+        "bind its hostPort and goes to CrashLoopBackOff (\"Address already in use\"). The port probe finds it.",
+        "port-free",
     ),
-    "port-free": ("Port 8080 freed on k3s-worker-03", "The stray nginx on k3s-worker-03 is gone; the API pod can bind 8080 again."),
-    "ufw-drop": (
-        "UFW drops 31695 on k3s-worker-02",
-        "k3s-worker-02 now drops the ingress NodePort 31695: the Load Balancer's health check to it times "
+    "ufw-drop": DemoSwitch(
+        f"UFW drops 31695 on {DEMO_UFW_NODE}",
+        f"{DEMO_UFW_NODE} now drops the ingress NodePort 31695: the Load Balancer's health check to it times "
         "out and the target turns unhealthy; the other workers keep serving.",
+        "ufw-allow",
     ),
-    "ufw-allow": ("UFW allows 31695 on k3s-worker-02", "The ingress NodePort answers on k3s-worker-02 again."),
-    "images-fail": (
-        "Image pulls fail",
-        "The registry no longer has ghcr.io/keybuzz/*: new pods go ErrImagePull, then ImagePullBackOff.",
+    "images-fail": DemoSwitch(
+        f"Image pulls fail (keybuzz-front on {DEMO_IMAGE_NODE} restarted)",
+        f"The registry no longer has ghcr.io/keybuzz/*, and the keybuzz-front pod on {DEMO_IMAGE_NODE} is "
+        "restarted: it goes ErrImagePull, then ImagePullBackOff.",
+        "images-restore",
     ),
-    "images-restore": ("Image pulls work", "The registry serves the KeyBuzz images again."),
-    "worker-stop": (
-        "k3s-worker-04 stopped",
-        "k3s-worker-04's kubelet stopped posting status: the node turns NotReady and its pods stop being Ready.",
+    "worker-stop": DemoSwitch(
+        f"{DEMO_STOP_NODE} stopped (kubelet NotReady)",
+        f"{DEMO_STOP_NODE}'s kubelet stopped posting status: the node turns NotReady and its pods stop being Ready.",
+        "worker-start",
     ),
-    "worker-start": ("k3s-worker-04 started", "k3s-worker-04's kubelet posts status again; the node returns to Ready."),
+    "overlay-restore": DemoSwitch("Overlay restored", "VXLAN traffic between nodes flows again."),
+    "port-free": DemoSwitch(f"Port 8080 freed on {DEMO_PORT_NODE}", f"The stray nginx on {DEMO_PORT_NODE} is gone; the API pod binds 8080 at its next restart."),
+    "ufw-allow": DemoSwitch(f"UFW allows 31695 on {DEMO_UFW_NODE}", f"The ingress NodePort answers on {DEMO_UFW_NODE} again (ufw allow 31695/tcp)."),
+    "images-restore": DemoSwitch("Image pulls work", "The registry serves the KeyBuzz images again; pods in ImagePullBackOff pull them at their next retry."),
+    "worker-start": DemoSwitch(f"{DEMO_STOP_NODE} started", f"{DEMO_STOP_NODE}'s kubelet posts status again; the node returns to Ready."),
 }
-DEMO_PORT_NODE, DEMO_UFW_NODE, DEMO_STOP_NODE = "k3s-worker-03", "k3s-worker-02", "k3s-worker-04"
 
 
-def _apply_demo_switch(sb: Any, action: str, config: Config) -> None:
-    """Runs in a thread: the sandbox call that breaks (or repairs) the world."""
-    ingress_port = config.ingress.http_node_port
+def apply_demo_switch(sb: Any, action: str, config: Config | None = None) -> DemoSwitch:
+    """Runs in a thread: the sandbox calls that break (or repair) the world. A switch whose effect
+    only shows when a pod starts (a taken port, a missing image) restarts that pod, so the board
+    turns red now, not at the next restart."""
+    switch = DEMO_SWITCHES.get(action)
+    if switch is None:
+        raise ValueError(f"unknown demo switch {action!r}; known: {', '.join(DEMO_SWITCHES)}")
+    if config is None:
+        from .config import Config
+
+        config = Config()
+    cfg = config
+    dp = sb.dataplane
     if action in ("overlay-block", "overlay-restore"):
-        sb.call(sb.dataplane.set_overlay, action == "overlay-restore")
+        sb.call(dp.set_overlay, action == "overlay-restore")
     elif action == "port-take":
-        sb.call(sb.dataplane.add_host_process, DEMO_PORT_NODE, 8080, "nginx: master process /usr/sbin/nginx -g daemon off;")
+        sb.call(dp.add_host_process, DEMO_PORT_NODE, 8080, "nginx: master process /usr/sbin/nginx -g daemon off;")
+        _restart_pod(sb, "keybuzz-api", DEMO_PORT_NODE, cfg.namespace)
     elif action == "port-free":
-        sb.call(sb.dataplane.remove_host_process, DEMO_PORT_NODE, 8080)
+        sb.call(dp.remove_host_process, DEMO_PORT_NODE, 8080)
     elif action in ("ufw-drop", "ufw-allow"):
-        sb.call(sb.dataplane.set_firewall, DEMO_UFW_NODE, ingress_port, action == "ufw-drop")
+        sb.call(dp.set_firewall, DEMO_UFW_NODE, cfg.ingress.http_node_port, action == "ufw-drop")
     elif action == "images-fail":
         sb.call(sb.cluster.kubelet.set_missing_images, ["ghcr.io/keybuzz/*"])
+        _restart_pod(sb, "keybuzz-front", DEMO_IMAGE_NODE, cfg.namespace)
     elif action == "images-restore":
         sb.call(sb.cluster.kubelet.set_missing_images, [])
     elif action in ("worker-stop", "worker-start"):
         sb.call(sb.cluster.manager.controllers["node-lifecycle"].set_ready, DEMO_STOP_NODE, action == "worker-start")
-    else:
-        raise ValueError(f"unknown demo switch {action!r}; known: {', '.join(DEMO_SWITCHES)}")
+    return switch
+
+
+def _restart_pod(sb: Any, app: str, node: str, namespace: str) -> None:
+    """Delete the app's pod on `node` (its DaemonSet recreates it, which pulls the image and binds
+    the port again). Nothing to do when KeyBuzz is not installed yet."""
+    from kubernetes import client
+
+    api = client.CoreV1Api(sb.kube_client())
+    try:
+        pods = api.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node}", _request_timeout=10).items
+        for p in pods:
+            if (p.metadata.name or "").startswith(app + "-"):
+                api.delete_namespaced_pod(p.metadata.name, namespace, grace_period_seconds=0, _request_timeout=10)
+    finally:
+        api.api_client.close()
+
+
+def run_demo_switch(app: App[Any], sb: Any, action: str, config: Config | None = None) -> bool:
+    """Blocking (a thread worker's body): apply the switch, then notify what the operator should
+    expect (a warning for a breaking switch). Used by the wizard and by the board alone."""
+    switch = DEMO_SWITCHES.get(action)
+    title = switch.title if switch is not None else action
+    try:
+        apply_demo_switch(sb, action, config)
+    except Exception as e:
+        app.notify(f"{title}: failed: {safe_error(e)}", title="Demo", severity="error", markup=False)
+        return False
+    assert switch is not None
+    app.notify(switch.explain, title=f"Demo: {title}", severity="warning" if switch.breaking else "information", timeout=10, markup=False)
+    return True
 
 
 # --- messages from the world worker ------------------------------------------------------------
@@ -184,7 +243,7 @@ class KeybuzzApp(App[int]):
         connect: bool = True,
     ) -> None:
         super().__init__()
-        self.config = config or Config()
+        self._config: Config | None = config  # built on first use: the first paint does not need it
         self.config_path = Path(config_path).expanduser() if config_path else None
         self.kube_context = context
         if context:
@@ -222,6 +281,20 @@ class KeybuzzApp(App[int]):
         self.last_report: Any = None
         self.sub_title = f"demo · scenario {scenario}" if demo else (f"context {context}" if context else "")
 
+    @property
+    def config(self) -> Config:
+        """The answers (keybuzz.yaml). The defaults are built on first use: importing the config
+        model (and PyYAML) waits until after the first paint."""
+        if self._config is None:
+            from .config import Config
+
+            self._config = Config()
+        return self._config
+
+    @config.setter
+    def config(self, value: Config) -> None:
+        self._config = value
+
     # --- start ---------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
@@ -234,6 +307,7 @@ class KeybuzzApp(App[int]):
         self.first_paint_at = time.perf_counter()
         self.first_paint_modules = frozenset(sys.modules)
         if self._connect_on_paint:
+            _ = self.config  # built here, on the UI thread, before a worker reads it
             self.connect_world()
 
     def connect_world(self, scenario: str | None = None) -> None:
@@ -261,9 +335,13 @@ class KeybuzzApp(App[int]):
                     old.stop()
                 sandbox = self._start_sandbox(scenario)
                 endpoints = Endpoints.from_sandbox(sandbox.state_dir)
-                # the demo walks the operator through storing the token, as a real install would
-                demo_token, endpoints.hcloud_token_env = endpoints.hcloud_token_env or "", None
+                demo_token = endpoints.hcloud_token_env or ""
                 REDACTOR.add(demo_token)
+                if not self.board_only:
+                    # the wizard walks the operator through storing the token, as a real install
+                    # would; the board alone (`validate --board --demo`) has no Credentials step
+                    # and reads the Load Balancer with the sandbox's token directly
+                    endpoints.hcloud_token_env = None
             elif self._given_endpoints is not None:
                 endpoints = self._given_endpoints
             else:
@@ -406,6 +484,8 @@ class KeybuzzApp(App[int]):
 
     def on_engine_event(self, msg: EngineEvent) -> None:
         """Every engine event bubbles here: warnings become notifications."""
+        from .events import Warning_
+
         ev = msg.event
         if isinstance(ev, Warning_):
             text = ev.message + (f"\n→ {ev.remediation}" if ev.remediation else "")
@@ -520,6 +600,8 @@ class KeybuzzApp(App[int]):
     # --- help, palette, theme, report --------------------------------------------------------------
 
     def action_help(self) -> None:
+        from .screens.modals import HelpScreen
+
         scr = self.screen
         if isinstance(scr, HelpScreen):
             return
@@ -535,8 +617,9 @@ class KeybuzzApp(App[int]):
         yield SystemCommand("Show journal path", "Where every applied change is recorded", self.action_show_journal)
         yield SystemCommand("Save answers", "Write the answers to keybuzz.yaml now (never secrets)", self.action_save_answers)
         if self.demo:
-            for action, (title, _) in DEMO_SWITCHES.items():
-                yield SystemCommand(f"Demo: {title}", "Break (or repair) the sandbox world on purpose", lambda a=action: self.demo_switch(a))
+            for action, switch in DEMO_SWITCHES.items():
+                help_text = "Break the sandbox world on purpose" if switch.breaking else "Repair the sandbox world"
+                yield SystemCommand(f"Demo: {switch.title}", help_text, lambda a=action: self.demo_switch(a))
         yield from super().get_system_commands(screen)
 
     def action_toggle_theme(self) -> None:
@@ -561,6 +644,8 @@ class KeybuzzApp(App[int]):
         if self.config_path is None:
             self.save_error = "no answers file configured"
             return None
+        from . import config as config_mod
+
         try:
             config_mod.save(self.config, self.config_path)
         except OSError as e:
@@ -634,14 +719,7 @@ class KeybuzzApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="demo-switch", description="change the sandbox world")
     def _demo_switch(self, sb: Any, action: str) -> None:
-        title, explain = DEMO_SWITCHES[action]
-        try:
-            _apply_demo_switch(sb, action, self.config)
-        except Exception as e:
-            self.notify(f"{title}: failed: {safe_error(e)}", title="Demo", severity="error", markup=False)
-            return
-        repair = action.endswith(("restore", "free", "allow", "start"))
-        self.notify(explain, title=f"Demo: {title}", severity="information" if repair else "warning", timeout=10, markup=False)
+        run_demo_switch(self, sb, action, self.config)
 
     # --- leaving -----------------------------------------------------------------------------------
 
@@ -660,6 +738,8 @@ class KeybuzzApp(App[int]):
         if not busy:
             await self._leave()
             return
+        from .screens.modals import ConfirmModal
+
         what = ", ".join(dict.fromkeys(busy))
         body = (
             f"Still running: {what}.\n\n"
@@ -786,6 +866,9 @@ def run_wizard(
 
     Returns the process exit code: 0 after a normal exit, 2 for a config or usage error.
     """
+    from . import config as config_mod
+    from .config import Config, ConfigError
+
     path = Path(config_path).expanduser() if config_path else default_config_path(demo)
     try:
         cfg = config_mod.load(path) if path.exists() else Config()

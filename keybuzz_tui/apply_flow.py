@@ -35,7 +35,9 @@ def _confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         return False
     try:
-        answer = input(f"{question} [y/N] ")
+        sys.stderr.write(f"{question} [y/N] ")  # not stdout: with --json, stdout is JSON lines only
+        sys.stderr.flush()
+        answer = input()
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
@@ -105,13 +107,16 @@ def classify(e: BaseException) -> Problem:
         else:
             out = FAILED
         return Problem(out, msg, remediation)
-    if remediation:  # PortScanError, ProbeError and the like carry their own advice
-        return Problem(FAILED, msg, remediation)
     from .engine.portprobe import ProbeError
     from .engine.ports import PortScanError
 
     if isinstance(e, (PortScanError, ProbeError)):
-        return Problem(FAILED, msg, "check the kubeconfig context and that the API server is up, then run again")
+        cause: BaseException | None = e.__cause__ or e.__context__
+        while cause is not None and not isinstance(cause, kubeio.Unreachable):
+            cause = cause.__cause__ or cause.__context__
+        return Problem(UNREACHABLE if cause is not None else FAILED, msg, "check the kubeconfig context and that the API server is up, then run again")
+    if remediation:  # other step errors carry their own advice
+        return Problem(FAILED, msg, remediation)
     return Problem(FAILED, f"unexpected error: {type(e).__name__}: {msg}", "run again; if it persists, report it with the journal (no secrets in it)")
 
 
@@ -223,7 +228,7 @@ def missing_secrets(ctx: Any) -> list[Problem]:
     secrets = ctx.secrets
     if not hasattr(secrets, "missing"):
         return []
-    from .credentials import KeyringUnavailable
+    from .credentials import CredentialError
     from .engine.render import MissingSecret
 
     names = [n for n in secrets.missing(ctx.config) if n.startswith("app/")]
@@ -231,8 +236,8 @@ def missing_secrets(ctx: Any) -> list[Problem]:
     if names:
         try:
             secrets.verify()
-        except KeyringUnavailable as e:
-            keyring_problem = e.reason
+        except CredentialError as e:
+            keyring_problem = str(getattr(e, "reason", "") or e).splitlines()[0]
     out = []
     for name in names:
         _, app, key = name.split("/", 2)
@@ -248,34 +253,21 @@ def missing_secrets(ctx: Any) -> list[Problem]:
 def lock_remediation(e: Any) -> str:
     from .engine.lock import DURATION, RENEW_EVERY
 
-    if e.info.stale:
-        return ("its run stopped renewing the lock (it crashed or lost the cluster): if nobody else is repairing the platform, "
-                "run apply again with --take-over-stale-lock (the takeover is written to the journal)")
+    if e.info.stale:  # not renewed in time, or its process on this machine is gone
+        return ("its run stopped renewing the lock (it crashed, was killed or lost the cluster): if nobody else is repairing the "
+                "platform, run apply again with --take-over-stale-lock (the takeover is written to the journal)")
     return (f"another keybuzz-tui run is changing this platform: wait until it finishes (it renews the lock every {RENEW_EVERY} s; "
             f"a lock not renewed for {DURATION} s counts as stale), or ask its operator; never run two repairs at once")
 
 
-def _lock_namespace(ctx: Any) -> str | None:
-    """Where the lock lives. A first install locks in kube-system (the platform namespace does not
-    exist yet) and creates the namespace while holding it: as long as that Lease exists, every run
-    must look there, not in the new namespace, or two runs would each hold "the" lock."""
-    from .engine import kubeio
-    from .engine.lock import LEASE_NAME
-
-    try:
-        path = kubeio.resource_path("coordination.k8s.io/v1", "leases", "kube-system", LEASE_NAME)
-        if kubeio.get_or_none(ctx, path) is not None:
-            return "kube-system"
-    except kubeio.KubeError:
-        pass  # no right to read kube-system's leases: the lock's own choice
-    return None
-
-
 def acquire_lock(ctx: Any, args: argparse.Namespace) -> Any:
-    """The platform lock, held (raises LockHeld, or Cancelled when a takeover is declined)."""
-    from .engine.lock import LockHeld, PlatformLock
+    """The platform lock, held; LockHeld when another run holds it (a stale one is taken over only
+    with --take-over-stale-lock, confirmed at the prompt or by --yes)."""
+    from .engine.lock import LockHeld, PlatformLock, lock_namespace
 
-    ns = _lock_namespace(ctx)
+    # a first install locks in kube-system (its namespace does not exist yet): while that Lease
+    # exists every run must look there, or two runs would each hold "the" lock
+    ns = lock_namespace(ctx)
     lock = PlatformLock(ctx, namespace=ns)
     try:
         lock.acquire()
@@ -342,6 +334,7 @@ def run_apply(ctx: Any, args: argparse.Namespace, steps: set[str]) -> tuple[int,
     """The apply after the preflight: returns (exit code, the Result fields incl. "verdict")."""
     from .engine.lock import LockHeld
 
+    ctx.journal.new_run()  # one id for everything this apply writes, lock lines included
     try:
         lock = acquire_lock(ctx, args)
     except LockHeld as e:

@@ -333,9 +333,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
         Path(args.report).write_text(text)
     failed = [r for r in rep.results if r.status == "fail"]
     result = {"failed": [r.check for r in failed], "summary": rep.summary(), "first_broken": rep.first_broken(), "api_requests": rep.api_requests}
+    api = rep.result("k8s.api")
+    if api is not None and api.status == "fail":  # failed checks, or no cluster to check at all?
+        code, why = _reachable(ctx)
+        if code != OK:
+            return _finish(args, sink, code, f"{why} ({rep.summary()})", **result)
     if failed:
         return _finish(args, sink, FAILED, f"validation fails: {rep.summary()} ({', '.join(r.check for r in failed)})", **result)
     return _finish(args, sink, OK, f"validation passes: {rep.summary()}", **result)
+
+
+def _reachable(ctx: Any) -> tuple[int, str]:
+    """(OK, "") when the Kubernetes API answers; else the exit code and why (5 unreachable, 2 bad kubeconfig)."""
+    from .engine import kubeio
+    from .redact import safe_error
+
+    try:
+        kubeio.get(ctx, "/version")
+    except kubeio.Unreachable as e:
+        return UNREACHABLE, f"cannot reach the Kubernetes API: {safe_error(e)}"
+    except kubeio.KubeError:
+        return OK, ""  # it answers (a refusal is a failed check, reported as such)
+    except Exception as e:
+        return USAGE, f"cannot use the kubeconfig: {_short(safe_error(e))}"
+    return OK, ""
 
 
 def cmd_ports(args: argparse.Namespace) -> int:
@@ -419,13 +440,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(handler(args))
     except ConfigError as e:
         _err(str(e))
-        return USAGE
+        return _fatal(args, USAGE, str(e))
     except CredentialError as e:
         _err(str(e))
-        return CREDENTIALS
+        return _fatal(args, CREDENTIALS, str(e))
     except KeyboardInterrupt:
         _err("interrupted; what was applied is in the journal, and a re-run resumes from there")
-        return INTERRUPTED
+        return _fatal(args, INTERRUPTED, "interrupted", interrupted=True)
     except Exception as e:  # never a traceback for the operator (KEYBUZZ_DEBUG=1 shows it)
         from .apply_flow import classify
 
@@ -435,7 +456,16 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         p = classify(e)
         _err(f"{p.message}" + (f"\n  → {p.remediation}" if p.remediation else ""))
-        return p.code
+        return _fatal(args, p.code, p.message)
+
+
+def _fatal(args: argparse.Namespace, code: int, message: str, **result: Any) -> int:
+    """A command that stopped before its own end still ends its --json output with a Result."""
+    if getattr(args, "json", False) and getattr(args, "command", None) in COMMANDS:
+        from .output import JsonPrinter
+
+        JsonPrinter().write({"type": "Result", "exit_code": code, "verdict": message.splitlines()[0] if message else "", "error": message, **result})
+    return code
 
 
 if __name__ == "__main__":

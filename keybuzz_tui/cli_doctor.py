@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
              else f"doctor: {safe_error(e)}")
         return _finish(args, sink, USAGE, error="bad --sandbox" if getattr(args, "sandbox", None) else "bad setup")
     _install_sigint(ctx)
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"expected_workers": cfg.cluster.workers}  # keybuzz.yaml's, unless the flag says otherwise
     if args.expected_workers is not None:
         kw["expected_workers"] = args.expected_workers
     if args.probe_timeout is not None:

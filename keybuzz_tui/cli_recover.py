@@ -27,6 +27,7 @@ from typing import Any
 
 OK, FAILED, USAGE, CONFLICTS, CREDENTIALS, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 _PROBLEM_CODES = {"unreachable": UNREACHABLE, "credentials": CREDENTIALS}
+SETTLE = 5.0  # seconds before validating once more when checks fail right after a repair
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -87,17 +88,17 @@ def _guarded(fn: Any) -> Any:
 
 
 class _Sink:
-    """The printer, with the planners' per-object lines held back while the drift is computed:
-    the drift report says the same thing once, in recovery's words."""
+    """The printer, with the planners' per-object lines and warnings held back while the drift is
+    computed: the drift report says the same things once, in recovery's words."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.quiet = False
 
     def __call__(self, event: Any) -> None:
-        from .events import ObjectPlanned
+        from .events import ObjectPlanned, Warning_
 
-        if self.quiet and isinstance(event, ObjectPlanned):
+        if self.quiet and isinstance(event, (ObjectPlanned, Warning_)):
             return
         self.inner(event)
 
@@ -189,6 +190,11 @@ def _problem_code(report: Any) -> int:
 
 
 def _lock_message(e: Any, args: argparse.Namespace) -> tuple[str, str]:
+    from .engine.lock import holder_alive
+
+    if holder_alive(e.info.holder) is False:
+        return str(e), ("its holder no longer runs on this machine (killed or crashed), so the lock is stale: "
+                        "run again with --take-over-stale-lock (the takeover is journaled)")
     if e.info.stale:
         return str(e), "its holder stopped renewing it (a crashed run?): add --take-over-stale-lock to take it over (journaled)"
     return str(e), "another wizard is changing this platform: wait until it finishes (or ask its holder), then try again"
@@ -223,10 +229,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 def _cmd_repair(args: argparse.Namespace) -> int:  # noqa: C901 - the confirmation dialogue reads best in one place
     from . import cli as base
     from .cancel import Cancelled
-    from .engine import recovery
+    from .engine import kubeio, recovery
     from .engine.lock import LockHeld
     from .engine.platform import Platform
     from .events import Info, Warning_
+    from .redact import safe_error
 
     ctx, sink = _setup(args)
     code = base._guard_preflight(ctx, args, sink.inner, need_hcloud=True)
@@ -235,11 +242,12 @@ def _cmd_repair(args: argparse.Namespace) -> int:  # noqa: C901 - the confirmati
     try:
         report = _drift(ctx, sink)
         if report.problems:
-            for p in report.problems:
-                base._err(f"{p.layer}: {p.message}" + (f"\n  -> {p.remediation}" if p.remediation else ""))
-            return _finish(args, sink, _problem_code(report), summary=report.summary(), problems=[p.message for p in report.problems])
+            layers = ", ".join(dict.fromkeys(p.layer for p in report.problems))
+            return _finish(args, sink, _problem_code(report), summary=report.summary(), problems=[p.message for p in report.problems],
+                           verdict=f"nothing repaired: {layers} could not be compared (see above for what to do)")
         plan = recovery.repair_plan(ctx, report)
         _say(sink, plan.lines())
+        _write(sink, {"type": "RepairPlan", **plan.to_dict()})
         destructive = plan.destructive
         allow = False
         if plan.has_changes and not args.yes:
@@ -276,6 +284,9 @@ def _cmd_repair(args: argparse.Namespace) -> int:  # noqa: C901 - the confirmati
             except recovery.RepairRefused as e:
                 base._err(f"{e}\n  -> {e.remediation}" if e.remediation else str(e))
                 return _finish(args, sink, USAGE if isinstance(e, recovery.DestructiveNotAllowed) else CONFLICTS, error=str(e))
+    except (kubeio.KubeError, kubeio.Unreachable) as e:  # the lock's own calls (a 403 on leases, the API gone)
+        code = UNREACHABLE if isinstance(e, kubeio.Unreachable) else (CREDENTIALS if getattr(e, "status", 0) in (401, 403) else FAILED)
+        return _finish(args, sink, code, error=safe_error(e), verdict=f"nothing repaired: {safe_error(e)}")
     except Cancelled:
         return _finish(args, sink, INTERRUPTED, interrupted=True)
     if result.status == "cancelled":
@@ -285,9 +296,15 @@ def _cmd_repair(args: argparse.Namespace) -> int:  # noqa: C901 - the confirmati
         return _finish(args, sink, UNREACHABLE if result.kind == "unreachable" else FAILED, repair=result.to_dict(),
                        verdict=f"repair failed: {result.message.splitlines()[0] if result.message else result.status}")
     rep = Platform(ctx).validate()
-    if rep.cancelled:
-        return _finish(args, sink, INTERRUPTED, interrupted=True, repair=result.to_dict(), verdict="validation interrupted")
     failed = [r.check for r in rep.results if r.status == "fail"]
+    if failed and not rep.cancelled and (result.changed or result.deleted):
+        # right after changes some answers may still be settling (health checks, caches): look once more
+        ctx.emit(Info(step="validate", message=f"{', '.join(failed)} failed right after the changes; checking again in {SETTLE:.0f} s"))
+        if not ctx.cancel.wait(SETTLE):
+            rep = Platform(ctx).validate()
+            failed = [r.check for r in rep.results if r.status == "fail"]
+    if rep.cancelled or ctx.cancel.cancelled:
+        return _finish(args, sink, INTERRUPTED, interrupted=True, repair=result.to_dict(), verdict="validation interrupted")
     done = f"repaired ({len(result.changed)} change(s), {len(result.deleted)} deletion(s))"
     verdict = f"{done}; validation: {len(failed)} check(s) failed: {', '.join(failed)}" if failed else f"{done}; every check green"
     return _finish(args, sink, FAILED if failed else OK, repair=result.to_dict(), failed_checks=failed, verdict=verdict)
@@ -299,9 +316,10 @@ def _cmd_repair(args: argparse.Namespace) -> int:  # noqa: C901 - the confirmati
 def _cmd_rollback(args: argparse.Namespace) -> int:
     from . import cli as base
     from .cancel import Cancelled
-    from .engine import recovery
+    from .engine import kubeio, recovery
     from .engine.lock import LockHeld
     from .engine.rollout import RolloutError
+    from .redact import safe_error
 
     ctx, sink = _setup(args)
     apps = [a.name for a in ctx.config.apps]
@@ -347,6 +365,9 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     except RolloutError as e:
         base._err(f"{e}\n  -> {e.remediation}" if e.remediation else str(e))
         return _finish(args, sink, USAGE, error=str(e))
+    except (kubeio.KubeError, kubeio.Unreachable) as e:
+        code = UNREACHABLE if isinstance(e, kubeio.Unreachable) else (CREDENTIALS if getattr(e, "status", 0) in (401, 403) else FAILED)
+        return _finish(args, sink, code, error=safe_error(e), verdict=f"no rollback: {safe_error(e)}")
     except Cancelled:
         return _finish(args, sink, INTERRUPTED, interrupted=True)
     if res.rollout is not None and not res.rollout.ok:

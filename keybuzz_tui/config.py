@@ -51,6 +51,7 @@ class Cluster:
     kubeconfig: str = "~/.kube/config"
     context: str = ""  # empty: the kubeconfig's current context
     request_timeout: float = 15.0
+    workers: int = 5  # how many workers the platform expects (the doctor flags fewer Ready ones)
 
 
 @dataclass

@@ -41,6 +41,7 @@ COMMENTS: dict[str, str] = {
     "cluster.kubeconfig": "kubeconfig file (KUBECONFIG is honoured too).",
     "cluster.context": "kubeconfig context; empty: the file's current context. `--context` overrides it.",
     "cluster.request_timeout": "Timeout of every Kubernetes and Hetzner API call, in seconds (more than 0, at most 600).",
+    "cluster.workers": "How many K3s workers the platform expects (production: 5, 10.0.0.110-114); the doctor flags fewer Ready ones.",
     "namespace": "Namespace of the KeyBuzz apps (DaemonSets, Services, Secrets, ConfigMaps, Ingress).",
     "apps": "The apps, each a hostNetwork DaemonSet (one pod per worker) with a NodePort Service.\n"
     "Runbook: keybuzz-api 8080/30080 and keybuzz-front 3000/30000.",

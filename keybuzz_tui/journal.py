@@ -40,6 +40,11 @@ class Journal:
             finally:
                 os.close(fd)
 
+    def new_run(self) -> str:
+        """A fresh run id: one session (the wizard) may apply, then repair, with one journal."""
+        self.run_id = uuid.uuid4().hex[:12]
+        return self.run_id
+
     def start_run(self, command: str, **fields: Any) -> None:
         self.write("run-started", command=command, host=socket.gethostname(), user=os.environ.get("USER", ""), **fields)
 

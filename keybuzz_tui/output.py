@@ -91,7 +91,8 @@ class HumanPrinter:
             else:
                 self.line(f"  {sym} {e.step}")
         elif isinstance(e, ev.Info):
-            self.lines(_indent(e.message, "  ", "    "))
+            head = "plan: " if e.step == "plan" and not e.message.startswith("plan") else ""
+            self.lines(_indent(head + e.message, "  ", "    "))
         elif isinstance(e, ev.Warning_):
             key = (e.message, e.remediation)
             if key in self._warnings:
@@ -158,7 +159,7 @@ class HumanPrinter:
             if e.status in ("pending", "running"):
                 return
             node = f" [{e.node}]" if e.node else ""
-            self.line(f"  {SYMBOL.get(e.status, '?')} {e.check}{node}: {e.title}" + (f" — {e.detail}" if e.detail else ""))
+            self.lines(_indent(f"{SYMBOL.get(e.status, '?')} {e.check}{node}: {e.title}" + (f" — {e.detail}" if e.detail else ""), "  ", "      "))
             if e.status in ("fail", "warn") and e.remediation:
                 self._check_remediations[e.remediation] = e.detail
                 self._remediation(e.remediation, e.detail, "      ")

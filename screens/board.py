@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from keybuzz_tui.screens.board_widgets import (
-    DEMO_SWITCHES,
     Clock,
     StepHost,
     Tones,
@@ -155,6 +154,7 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
         *,
         autostart: bool = True,
         interval: float | None = None,
+        http_timeout: float | None = None,
         clock: Clock | None = None,
         export_dir: Path | None = None,
         workers: list[str] | None = None,
@@ -163,6 +163,7 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
         super().__init__(name=name)
         self.autostart = autostart
         self.interval = interval
+        self.http_timeout = http_timeout
         self.clock = clock or time.monotonic
         self.export_dir = export_dir
         self.checks: dict[str, ev.CheckResult] = {}
@@ -211,7 +212,6 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
             self._add_worker(w)
         self._render_head()
         self.set_interval(1.0, self._render_head, name="board-age")
-        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
         if self.autostart:
             self._when_ready(self.start)
 
@@ -255,7 +255,7 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
             for w in rows:
                 self._render_worker(w)
 
-    def _theme_changed(self, theme: Any) -> None:
+    def repaint_theme(self) -> None:
         """Cells carry the theme's colours: paint them again in the new theme."""
         self.query_one("#board-matrix", DataTable).border_subtitle = self._legend()
         for k in [k for k in self._cells if k[0] == "matrix"]:
@@ -309,16 +309,21 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
         self._render_head()
         # network probes and Hetzner reads repeat on this interval (Kubernetes changes come from
         # watches at once): brisk on the demo world, gentler on a real project's API budget
-        interval = self.interval if self.interval is not None else (2.0 if getattr(self.app, "demo", False) else 10.0)
-        self._run(self.app.bridge, interval)  # type: ignore[attr-defined]
+        demo = bool(getattr(self.app, "demo", False))
+        interval = self.interval if self.interval is not None else (2.0 if demo else 10.0)
+        # a dropped port is only known when its probe gives up: on the demo's loopback world every
+        # answer comes in milliseconds, so a short timeout shows a break within a few seconds; a
+        # real cluster keeps the engine's own (up to 10 s)
+        http_timeout = self.http_timeout if self.http_timeout is not None else (3.0 if demo else None)
+        self._run(self.app.bridge, interval, http_timeout)  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="board", description="continuous validation")
-    def _run(self, bridge: Any, interval: float) -> None:
+    def _run(self, bridge: Any, interval: float, http_timeout: float | None = None) -> None:
         try:
             from keybuzz_tui.engine import validate as vmod
 
             with bridge.run(self, name="board") as ctx:
-                vmod.watch(ctx, interval, lambda report: self.post_message(self.Round(report)))
+                vmod.watch(ctx, interval, lambda report: self.post_message(self.Round(report)), http_timeout=http_timeout)
             self.post_message(self.Stopped())
         except Cancelled:
             self.post_message(self.Stopped())
@@ -343,6 +348,12 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
         self.last_update = self.clock()
         self._render_head()
         self.refresh_bindings()
+
+    def _mark_step(self) -> None:
+        """The step indicator ticks Validation while every check passes (and not otherwise)."""
+        mark = getattr(self.app, "mark_done", None)
+        if callable(mark) and self.checks:
+            mark(self.STEP, all(c.status in ("ok", "skip") for c in self.checks.values()))
 
     @on(Stopped)
     def _stopped(self, msg: Stopped) -> None:
@@ -381,6 +392,7 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
         if self.checks and not self._bindings_ready:
             self._bindings_ready = True
             self.refresh_bindings()
+        self._mark_step()
         if self._changed:
             cells, self._changed = tuple(self._changed), []
             self.last_update = self.clock()
@@ -545,8 +557,9 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
             self._selected = ("check", bad[0])
             self._show_check(bad[0])
             row = order.index(bad[0])
-            if table.cursor_row != row:
-                table.move_cursor(row=row, animate=False)  # the failing check in view, even at 80x24
+            if table.cursor_row != row and not table.has_focus:
+                # the failing check in view, even at 80x24 (never under the operator's own cursor)
+                table.move_cursor(row=row, animate=False)
         elif self.checks and all(c.status in ("ok", "skip") for c in self.checks.values()):
             self._selected = None
             self.query_one("#board-detail", Static).update(
@@ -746,14 +759,16 @@ class ScenarioSwitcher(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss_none", "Close", id="switch.close")]
 
     def compose(self) -> ComposeResult:
+        from keybuzz_tui.app import DEMO_SWITCHES
+
         opts: list[Option | None] = []
-        breaking = [d for d in DEMO_SWITCHES if d.restores]
-        repairing = [d for d in DEMO_SWITCHES if not d.restores]
-        for d in breaking:
-            opts.append(Option(Text(f"✗ {d.label}"), id=d.id))
+        breaking = [(k, d) for k, d in DEMO_SWITCHES.items() if d.breaking]
+        repairing = [(k, d) for k, d in DEMO_SWITCHES.items() if not d.breaking]
+        for k, d in breaking:
+            opts.append(Option(Text(f"✗ {d.title}"), id=k))
         opts.append(None)
-        for d in repairing:
-            opts.append(Option(Text(f"✓ {d.label}"), id=d.id))
+        for k, d in repairing:
+            opts.append(Option(Text(f"✓ {d.title}"), id=k))
         with Vertical():
             yield Label("Demo: break the world on purpose, then watch the board (Enter applies, Esc closes)", id="switch-title")
             yield OptionList(*opts, id="switch-list")
@@ -764,8 +779,10 @@ class ScenarioSwitcher(ModalScreen[str | None]):
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        d = next((d for d in DEMO_SWITCHES if d.id == event.option.id), None)
-        self.query_one("#switch-what", Static).update(Text(d.what if d else ""))
+        from keybuzz_tui.app import DEMO_SWITCHES
+
+        d = DEMO_SWITCHES.get(event.option.id or "")
+        self.query_one("#switch-what", Static).update(Text(d.explain if d else ""))
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:

@@ -5,7 +5,6 @@
 - `MarkdownConfirm`: a yes/no modal whose body is Markdown (revision tables, record lists).
 - `StepHost`: a small App that hosts one step screen with the engine bridge; it is what
   `keybuzz-tui validate --board` runs (BoardApp) and what the screens' tests drive.
-- `DEMO_SWITCHES`: the demo's scenario switches (break the world on purpose, and restore it).
 - Navigation helpers that use the wizard shell's methods when it has them.
 
 Only screens import this module; the engine never does.
@@ -14,7 +13,6 @@ Only screens import this module; the engine never does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +26,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label, Markdown
-
-from keybuzz_tui.redact import safe_error
 
 if TYPE_CHECKING:
     from keybuzz_tui.sandbox.runtime import Sandbox
@@ -187,75 +183,6 @@ def step_back(screen: Screen[Any]) -> None:
         app.pop_screen()
 
 
-# --- the demo's scenario switches ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoSwitch:
-    id: str
-    label: str
-    what: str
-    restores: str = ""  # the id of the switch that undoes this one
-
-
-DEMO_SWITCHES: tuple[DemoSwitch, ...] = (
-    DemoSwitch("overlay-block", "Block the overlay (VXLAN, UDP 8472)", "Hetzner drops Flannel's VXLAN packets between nodes: ClusterIP Services and CoreDNS time out; hostNetwork pods keep answering.", "overlay-restore"),
-    DemoSwitch("port-take", "Take port 8080 on k3s-worker-03", "An old nginx listens on 8080 on k3s-worker-03: the API pod there cannot bind its port.", "port-free"),
-    DemoSwitch("ufw-drop", "UFW drops 31695 on k3s-worker-02", "A hand-made UFW rule drops the ingress NodePort on k3s-worker-02: the LB health check and every request through that worker time out.", "ufw-allow"),
-    DemoSwitch("images-fail", "Fail image pulls (restart keybuzz-front on k3s-worker-05)", "The registry loses the KeyBuzz images; the keybuzz-front pod on k3s-worker-05 is restarted and cannot pull its image.", "images-restore"),
-    DemoSwitch("worker-stop", "Stop k3s-worker-04 (kubelet NotReady)", "k3s-worker-04's kubelet stops posting status: the node turns NotReady and is tainted unreachable.", "worker-start"),
-    DemoSwitch("overlay-restore", "Restore the overlay", "VXLAN between nodes works again."),
-    DemoSwitch("port-free", "Free port 8080 on k3s-worker-03", "The stray nginx on k3s-worker-03 is stopped."),
-    DemoSwitch("ufw-allow", "UFW allows 31695 on k3s-worker-02", "The UFW rule is removed (ufw allow 31695/tcp)."),
-    DemoSwitch("images-restore", "Restore the registry", "The images are back; pods in ImagePullBackOff pull them at the next retry."),
-    DemoSwitch("worker-start", "Start k3s-worker-04 again", "The kubelet posts status again; the node turns Ready."),
-)
-
-
-def run_demo_switch(sb: Sandbox, action: str) -> str:
-    """Apply one demo switch to a running sandbox (blocking: call it from a thread worker).
-
-    The wizard shell's `demo_switch(action)` can delegate here; returns what was done."""
-    dp = sb.dataplane
-    if action == "overlay-block":
-        sb.call(dp.set_overlay, False)
-    elif action == "overlay-restore":
-        sb.call(dp.set_overlay, True)
-    elif action == "port-take":
-        sb.call(dp.add_host_process, "k3s-worker-03", 8080, "nginx: master process /usr/sbin/nginx -g daemon off;")
-    elif action == "port-free":
-        sb.call(dp.remove_host_process, "k3s-worker-03", 8080)
-    elif action == "ufw-drop":
-        sb.call(dp.set_firewall, "k3s-worker-02", 31695, True)
-    elif action == "ufw-allow":
-        sb.call(dp.set_firewall, "k3s-worker-02", 31695, False)
-    elif action in ("images-fail", "images-restore"):
-        assert sb.cluster is not None
-        sb.call(sb.cluster.kubelet.set_missing_images, ["ghcr.io/keybuzz/*"] if action == "images-fail" else [])
-        if action == "images-fail":
-            _restart_pod(sb, "keybuzz-front", "k3s-worker-05")
-    elif action in ("worker-stop", "worker-start"):
-        assert sb.cluster is not None
-        sb.call(sb.cluster.manager.controllers["node-lifecycle"].set_ready, "k3s-worker-04", action == "worker-start")
-    else:
-        raise ValueError(f"unknown demo switch {action!r}")
-    return next((d.label for d in DEMO_SWITCHES if d.id == action), action)
-
-
-def _restart_pod(sb: Sandbox, app: str, node: str, namespace: str = "keybuzz") -> None:
-    """Delete the app's pod on `node` (the DaemonSet recreates it, which pulls the image again)."""
-    from kubernetes import client
-
-    api = client.CoreV1Api(sb.kube_client())
-    try:
-        pods = api.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node}", _request_timeout=10).items
-        for p in pods:
-            if (p.metadata.name or "").startswith(app + "-"):
-                api.delete_namespaced_pod(p.metadata.name, namespace, grace_period_seconds=0, _request_timeout=10)
-    finally:
-        api.api_client.close()
-
-
 # --- a host for one step ---------------------------------------------------------------------------
 
 
@@ -304,7 +231,8 @@ class StepHost(App[None]):
         self.push_screen(HelpScreen(str(screen.TITLE or type(screen).__name__), screen.HELP or "", bindings_of(screen)))
 
     def demo_switch(self, action: str) -> None:
-        """Break (or repair) the sandbox world, in a thread worker; a notification says what."""
+        """Break (or repair) the sandbox world, in a thread worker; a notification says what
+        (the wizard's own implementation: keybuzz_tui.app.run_demo_switch)."""
         if self.sandbox is None:
             self.notify("The scenario switcher works in demo mode only.", severity="warning")
             return
@@ -312,13 +240,9 @@ class StepHost(App[None]):
 
     @work(thread=True, exit_on_error=False, group="demo-switch", description="change the sandbox world")
     def _demo_switch(self, sb: Sandbox, action: str) -> None:
-        try:
-            label = run_demo_switch(sb, action)
-        except Exception as e:
-            self.notify(f"{action}: {safe_error(e)}", title="Demo", severity="error", markup=False)
-            return
-        what = next((d.what for d in DEMO_SWITCHES if d.id == action), "")
-        self.notify(what, title=f"Demo: {label}", severity="information" if not action.endswith(("block", "take", "drop", "fail", "stop")) else "warning", markup=False)
+        from keybuzz_tui.app import run_demo_switch
+
+        run_demo_switch(self, sb, action, self.config)
 
     async def action_quit(self) -> None:
         self.bridge.cancel_all("the app is closing")

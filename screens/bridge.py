@@ -20,11 +20,11 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from keybuzz_tui.cancel import CancelToken
-from keybuzz_tui.events import Event
 
 if TYPE_CHECKING:
     from keybuzz_tui.engine.context import Context
     from keybuzz_tui.engine.platform import Platform
+    from keybuzz_tui.events import Event
 
 
 class EngineEvent(Message):

@@ -48,6 +48,19 @@ class Field:
         return f"secret-{self.index}"
 
 
+class RevealButton(Button):
+    """Reveal / Hide for one secret field.
+
+    Textual's Button ignores a click while its press animation runs (0.2 s with the `-active`
+    class): a quick Reveal then Hide would lose the Hide and leave the secret on screen. A toggle
+    that guards a secret must take every click, so this one has no press animation (its label
+    changing from Reveal to Hide is the feedback)."""
+
+    def __init__(self, label: str = "Reveal", **kw: Any) -> None:
+        super().__init__(label, **kw)
+        self.active_effect_duration = 0
+
+
 def fields_for(config: Any) -> list[Field]:
     out: list[Field] = []
     i = 0
@@ -136,7 +149,7 @@ class CredentialsScreen(StepScreen):
                 p.border_title = "Hetzner Cloud API token"
                 with Horizontal(classes="secret-row"):
                     yield Input(placeholder="paste the project's API token (Read & Write)", password=True, id="token")
-                    yield Button("Reveal", id="reveal-token", classes="reveal")
+                    yield RevealButton(id="reveal-token", classes="reveal")
                 with Horizontal(classes="status-row"):
                     yield StatusBadge("pending", "not checked", id="token-status")
                     yield Static("", id="token-stored", classes="muted")
@@ -152,7 +165,7 @@ class CredentialsScreen(StepScreen):
                     yield Label(Text(f"{f.label}  ", style="bold") + Text(f"({how})", style="dim"), classes="secret-label")
                     with Horizontal(classes="secret-row"):
                         yield Input(placeholder="leave empty to keep / generate" if f.generate else "enter the value", password=True, id=f.input_id)
-                        yield Button("Reveal", id=f"reveal-{f.index}", classes="reveal")
+                        yield RevealButton(id=f"reveal-{f.index}", classes="reveal")
                         if f.generate:
                             yield Button("Generate", id=f"gen-{f.index}", classes="gen")
                     yield Static("", id=f"status-{f.index}", classes="secret-status muted")
@@ -337,6 +350,17 @@ class CredentialsScreen(StepScreen):
         inp = self.query_one(target, Input)
         inp.password = not inp.password
         event.button.label = "Reveal" if inp.password else "Hide"
+
+    def mask_all(self) -> None:
+        """Every field masked again (a revealed value never outlives the operator's look)."""
+        for inp in self.query("Input").results(Input):
+            if inp.id == "token" or (inp.id or "").startswith("secret-"):
+                inp.password = True
+        for b in self.query(".reveal").results(Button):
+            b.label = "Reveal"
+
+    def on_screen_suspend(self) -> None:
+        self.mask_all()  # leaving the step (next, back, help, palette) hides what was revealed
 
     @on(Button.Pressed, ".gen")
     def _generate(self, event: Button.Pressed) -> None:

@@ -112,6 +112,9 @@ Keys: `a` apply (hetzner mode), `y` copy the zone-file lines, `v` verify again, 
         self.answers: dict[str, Any] = {}
         self._cells: dict[tuple[str, str], str] = {}
         self.log_lines: list[str] = []  # what the event log shows, unwrapped
+        self._log_entries: list[tuple[str, str, str]] = []  # (symbol, text, tone): repainted on a theme switch
+        self._detail_answer: Any = None
+        self._state_detail = ""
 
     def _config(self) -> Any:
         cfg = getattr(self.app, "config", None)
@@ -325,12 +328,7 @@ Keys: `a` apply (hetzner mode), `y` copy the zone-file lines, `v` verify again, 
             for a in msg.answers:
                 key = f"{a.host} {a.type}"
                 self.answers[key] = a
-                cells = {
-                    "record": plain(key),
-                    "auth": self._values(a.authoritative, a.expected),
-                    "resolver": self._values(a.resolver, a.expected),
-                    "verdict": status_text(self.app, *VERDICT.get(a.verdict, ("unknown", a.verdict or a.status))),
-                }
+                cells = self._answer_cells(key, a)
                 if key not in {str(k.value) for k in table.rows}:
                     table.add_row(*cells.values(), key=key)
                     self._cells.update({(key, c): repr(v) for c, v in cells.items()})
@@ -348,6 +346,35 @@ Keys: `a` apply (hetzner mode), `y` copy the zone-file lines, `v` verify again, 
                 self._log("✓", "Both names answer the Load Balancer's addresses, at the zone and at the resolver.", "ok")
             self.refresh_bindings()
         self._render_state()
+
+    def _answer_cells(self, key: str, a: Any) -> dict[str, Text]:
+        return {
+            "record": plain(key),
+            "auth": self._values(a.authoritative, a.expected),
+            "resolver": self._values(a.resolver, a.expected),
+            "verdict": status_text(self.app, *VERDICT.get(a.verdict, ("unknown", a.verdict or a.status))),
+        }
+
+    def repaint_theme(self) -> None:
+        """The plan, the answers, the detail, the state line and the log, in the new theme's colours."""
+        with self.app.batch_update():
+            if self.plan is not None:
+                self._show_plan()
+            table = self.query_one("#dns-answers", DataTable)
+            rows = {str(k.value) for k in table.rows}
+            for key, a in self.answers.items():
+                if key not in rows:
+                    continue
+                for col, value in self._answer_cells(key, a).items():
+                    self._cells[(key, col)] = repr(value)
+                    table.update_cell(key, col, value)
+            if self._detail_answer is not None:
+                self._show_detail(self._detail_answer)
+            self._render_state(self._state_detail)
+            log = self.query_one("#dns-log", RichLog)
+            log.clear()
+            for symbol, text, tone in self._log_entries:
+                log.write(Text(f"{symbol} {text}", style=Tones.of(self.app).get(tone, "")))
 
     def _values(self, got: list[str], expected: list[str]) -> Text:
         if not got:
@@ -389,6 +416,7 @@ Keys: `a` apply (hetzner mode), `y` copy the zone-file lines, `v` verify again, 
     # --- rendering -----------------------------------------------------------------------------
 
     def _show_detail(self, a: Any) -> None:
+        self._detail_answer = a
         tone = VERDICT.get(a.verdict, ("unknown", ""))[0]
         text = Text()
         text.append(f"{a.host} {a.type}: ", style="bold")
@@ -398,10 +426,13 @@ Keys: `a` apply (hetzner mode), `y` copy the zone-file lines, `v` verify again, 
         self.query_one("#dns-detail", Static).update(text)
 
     def _log(self, symbol: str, text: str, tone: str) -> None:
+        self._log_entries.append((symbol, text, tone))
+        del self._log_entries[:-300]
         self.log_lines.append(f"{symbol} {text}")
         self.query_one("#dns-log", RichLog).write(Text(f"{symbol} {text}", style=Tones.of(self.app).get(tone, "")))
 
     def _render_state(self, detail: str = "") -> None:
+        self._state_detail = detail
         ips = ", ".join(self.ips) or "unknown yet"
         n_bad = sum(1 for a in self.answers.values() if a.status != "ok")
         tone, text = {

@@ -110,6 +110,9 @@ left), `n` continue to DNS.
         self._actions: dict[str, tuple[str, int, str]] = {}  # key -> (status, progress, error)
         self._ports: list[int] = []
         self.log_lines: list[str] = []  # what the event log shows, unwrapped
+        self._log_entries: list[tuple[str, str, str]] = []  # (symbol, text, tone): repainted on a theme switch
+        self._cert_args: tuple[str, str, str, str, str] | None = None
+        self._state_detail = ""
 
     # --- layout ------------------------------------------------------------------------------
 
@@ -426,6 +429,7 @@ left), `n` continue to DNS.
     def _set_cert(self, tone: str, label: str, error: str, *, name: str = "", kind: str = "") -> None:
         cfg = self._config().load_balancer.certificate
         self.cert = (tone, label, error)
+        self._cert_args = (tone, label, error, name, kind)
         line = Text(f"Certificate {name or cfg.name} ({kind or cfg.type}): ", no_wrap=False)
         line.append_text(status_text(self.app, tone, label))
         if error:
@@ -434,11 +438,39 @@ left), `n` continue to DNS.
             self.query_one("#lb-cert", Static).update(line)
 
     def _log(self, symbol: str, text: str, tone: str) -> None:
+        self._log_entries.append((symbol, text, tone))
+        del self._log_entries[:-500]
         line = Text(f"{symbol} {text}", style=Tones.of(self.app).get(tone, ""))
         self.log_lines.append(line.plain)
         self.query_one("#lb-log", RichLog).write(line)
 
+    def repaint_theme(self) -> None:
+        """Every cell, line and log entry that carries the theme's colours, painted again."""
+        with self.app.batch_update():
+            if self.plan is not None:
+                self._fill_plan()
+            actions = self.query_one("#lb-actions", DataTable)
+            for key, (status, _progress, _error) in self._actions.items():
+                tone = {"success": "ok", "error": "fail"}.get(status, "running")
+                word = {"success": "done", "error": "failed"}.get(status, "running")
+                actions.update_cell(key, "status", status_text(self.app, tone, word))
+            targets = self.query_one("#lb-targets", DataTable)
+            for (target, port), status in self.targets.items():
+                tone, word = HEALTH.get(status, ("unknown", status))
+                targets.update_cell(target, str(port), status_text(self.app, tone, word))
+            for target, detail in self.target_detail.items():
+                targets.update_cell(target, "detail", plain(detail, Tones.of(self.app)["fail"] if detail else ""))
+            if self._cert_args is not None:
+                tone, label, error, name, kind = self._cert_args
+                self._set_cert(tone, label, error, name=name, kind=kind)
+            self._render_state(self._state_detail)
+            log = self.query_one("#lb-log", RichLog)
+            log.clear()
+            for symbol, text, tone in self._log_entries:
+                log.write(Text(f"{symbol} {text}", style=Tones.of(self.app).get(tone, "")))
+
     def _render_state(self, detail: str = "") -> None:
+        self._state_detail = detail
         total = len(self.targets)
         healthy = sum(1 for v in self.targets.values() if v == "healthy")
         unhealthy = sum(1 for v in self.targets.values() if v == "unhealthy")

@@ -182,6 +182,7 @@ the revisions and what changes), `n` continue to the load balancer once everythi
         self._seen_pod_msgs: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._last_rollout_msg: dict[str, str] = {}
         self.log_lines: list[str] = []  # what the event log shows, unwrapped
+        self._log_entries: list[tuple[str, str, str, str]] = []  # (stamp, symbol, text, tone): repainted on a theme switch
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -462,11 +463,15 @@ the revisions and what changes), `n` continue to the load balancer once everythi
         self.state.progress[e.app] = e
         bar = self.query_one(f"#pb-{e.app}", ProgressBar)
         bar.update(total=max(e.desired, 1), progress=e.available)
-        counts = f"{e.available}/{e.desired} available · {e.updated} updated · {e.ready} ready"
-        self.query_one(f"#counts-{e.app}", Label).update(Text(counts, style=Tones.of(self.app)["ok"] if e.desired and e.available >= e.desired and e.updated >= e.desired else ""))
+        self._show_counts(e)
         if e.message and self._last_rollout_msg.get(e.app) != e.message:
             self._last_rollout_msg[e.app] = e.message
             self._log("·", f"{e.app}: {e.message}", "pending", e.ts)
+
+    def _show_counts(self, e: ev.RolloutProgress) -> None:
+        counts = f"{e.available}/{e.desired} available · {e.updated} updated · {e.ready} ready"
+        done = e.desired and e.available >= e.desired and e.updated >= e.desired
+        self.query_one(f"#counts-{e.app}", Label).update(Text(counts, style=Tones.of(self.app)["ok"] if done else ""))
 
     def _on_pod(self, e: ev.PodProgress) -> None:
         if not e.node or e.app not in self.apps:
@@ -511,14 +516,36 @@ the revisions and what changes), `n` continue to the load balancer once everythi
     # --- rendering ---------------------------------------------------------------------------
 
     def _log(self, symbol: str, text: str, tone: str, ts: float | None = None) -> None:
-        log = self.query_one("#rollout-log", RichLog)
         base = self.state.started
         stamp = f"+{elapsed((ts if ts is not None else self.clock()) - base)} " if base is not None else ""
+        self._log_entries.append((stamp, symbol, text, tone))
+        del self._log_entries[:-2000]
+        line = self._log_line(stamp, symbol, text, tone)
+        self.log_lines.append(line.plain)
+        self.query_one("#rollout-log", RichLog).write(line)
+
+    def _log_line(self, stamp: str, symbol: str, text: str, tone: str) -> Text:
         line = Text()
         line.append(stamp, style="dim")
         line.append(f"{symbol} {text}", style=Tones.of(self.app).get(tone, ""))
-        self.log_lines.append(line.plain)
-        log.write(line)
+        return line
+
+    def repaint_theme(self) -> None:
+        """The grid's cells, the counts, the status line and the log carry the theme's colours."""
+        grid = self.query_one("#rollout-grid", DataTable)
+        with self.app.batch_update():
+            for node in self._rows:
+                for app in self.apps:
+                    st = self.state.pods.get((node, app))
+                    cell = status_text(self.app, st[0], st[1]) if st else status_text(self.app, "pending", "—", symbol="")
+                    grid.update_cell(node, app, cell)
+            for e in self.state.progress.values():
+                self._show_counts(e)
+            self._render_status()
+            log = self.query_one("#rollout-log", RichLog)
+            log.clear()
+            for entry in self._log_entries:
+                log.write(self._log_line(*entry))
 
     def _render_status(self) -> None:
         st = self.state

@@ -59,6 +59,8 @@ command palette (go to a step, theme, report, journal), *ctrl+q* to leave.
     ]
 
     def compose_body(self) -> ComposeResult:
+        # The first frame is what the tool will do and "connecting…": cheap to lay out. The
+        # buttons and the demo's scenario picker are mounted right after it is on screen.
         with VerticalScroll(id="welcome-body"):
             with Vertical(id="welcome-left"):
                 intro = Static("\n".join(WHAT_IT_DOES), id="intro", classes="panel")
@@ -68,21 +70,34 @@ command palette (go to a step, theme, report, journal), *ctrl+q* to leave.
                     det.border_title = "This platform"
                     yield Static(self._connecting_text(), id="detect-text")
                     with Horizontal(classes="buttons", id="welcome-buttons"):
-                        yield Button("Install", id="install", variant="primary")
-                        yield Button("Re-validate / repair", id="revalidate", classes="hidden")
                         yield StatusBadge("pending", "connecting…", id="world-badge")
-            if self.kb.demo:
-                with Vertical(id="scenarios", classes="panel") as sc:
-                    sc.border_title = "Demo scenario (Enter restarts the world)"
-                    yield OptionList(id="scenario-list")
-                    yield Static("", id="scenario-desc")
 
     def on_mount(self) -> None:
         self.watch(self.app, "world", self._world_changed, init=True)
-        self.watch(self.app, "detected", self._detected_changed, init=True)
+        self.call_after_refresh(self._mount_rest)
+
+    async def _mount_rest(self) -> None:
+        """After the first frame: the buttons, and in demo mode the scenario picker."""
+        row = self.query_one("#welcome-buttons", Horizontal)
+        if not row.is_attached or getattr(self.app, "_exit", False):
+            return  # the app is already leaving
+        await row.mount(
+            Button("Install", id="install", variant="primary"),
+            Button("Re-validate / repair", id="revalidate", classes="hidden"),
+            before="#world-badge",
+        )
         if self.kb.demo:
+            sc = Vertical(
+                OptionList(id="scenario-list"),
+                Static("", id="scenario-desc"),
+                id="scenarios",
+                classes="panel",
+            )
+            sc.border_title = "Demo scenario (Enter restarts the world)"
+            await self.query_one("#welcome-body", VerticalScroll).mount(sc)
             self._fill_scenarios()
         self.query_one("#install", Button).focus()
+        self.watch(self.app, "detected", self._detected_changed, init=True)
 
     # --- demo scenarios ----------------------------------------------------------------------
 
@@ -217,6 +232,7 @@ command palette (go to a step, theme, report, journal), *ctrl+q* to leave.
 
     def action_scenarios(self) -> None:
         if self.kb.demo:
-            self.query_one("#scenario-list", OptionList).focus()
+            for ol in self.query("#scenario-list").results(OptionList):
+                ol.focus()
         else:
             self.notify("Scenarios exist in demo mode only (keybuzz-tui --demo).", title="Demo")

@@ -1,5 +1,5 @@
-"""Shared pieces of the wizard: the step list, the step indicator, the base step screen, help and
-confirmation modals, status badges.
+"""Shared pieces of the wizard: the step list, the step indicator, the base step screen, status
+badges (the help and confirmation modals are in modals.py, re-exported here).
 
 Every step screen (including the ones other modules add later) gets the same frame: a header, the
 step indicator, its body, and a footer with its bindings; F1 opens a HelpScreen built from the
@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Markdown, Static
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
 
 if TYPE_CHECKING:
     from keybuzz_tui.app import KeybuzzApp
@@ -165,45 +162,15 @@ def status_text(status: str, text: str = "") -> Text:
     return Text(f"{STATUS_SYMBOL.get(status, '·')} {text or status}", style=style)
 
 
-# --- modals ----------------------------------------------------------------------------------
+# --- modals (keybuzz_tui.screens.modals, loaded when first used: not needed to paint) ------------
 
 
-class HelpScreen(ModalScreen[None]):
-    """F1: the screen's HELP text and the keys that work on it right now."""
+def __getattr__(name: str) -> Any:
+    if name in ("HelpScreen", "ConfirmModal"):
+        from keybuzz_tui.screens import modals
 
-    BINDINGS: ClassVar[list[Any]] = [
-        Binding("escape,f1,q", "dismiss", "Close help", tooltip="Close this help and go back to the screen"),
-    ]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 90%; max-width: 110; height: 90%; border: thick $primary; background: $surface; padding: 0 1; }
-    HelpScreen #help-title { text-style: bold; padding: 0 0 1 0; }
-    HelpScreen Markdown { height: auto; margin: 0; padding: 0; }
-    HelpScreen DataTable { height: auto; max-height: 16; margin-top: 1; }
-    HelpScreen #help-close { dock: bottom; width: 100%; }
-    """
-
-    def __init__(self, title: str, help_text: str, bindings: list[tuple[str, str]]) -> None:
-        super().__init__()
-        self.help_title = title
-        self.help_text = help_text
-        self.help_bindings = bindings
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(f"Help: {self.help_title}", id="help-title")
-            with VerticalScroll(id="help-body"):
-                yield Markdown(self.help_text or "No help for this screen yet.", id="help-text")
-                table: DataTable[str] = DataTable(id="help-keys", show_cursor=False, zebra_stripes=True)
-                table.add_columns("Key", "What it does")
-                for key, desc in self.help_bindings:
-                    table.add_row(key, desc)
-                yield table
-            yield Button("Close (Esc)", id="help-close", variant="primary")
-
-    @on(Button.Pressed, "#help-close")
-    def _close(self) -> None:
-        self.dismiss(None)
+        return getattr(modals, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def bindings_of(screen: Screen[Any]) -> list[tuple[str, str]]:
@@ -222,43 +189,6 @@ def bindings_of(screen: Screen[Any]) -> list[tuple[str, str]]:
         seen.add(display)
         out.append((display, desc))
     return sorted(out, key=lambda kv: kv[0].lower())
-
-
-class ConfirmModal(ModalScreen[str]):
-    """A question with explicit choices; dismisses with the chosen id ("cancel" on Escape)."""
-
-    BINDINGS: ClassVar[list[Any]] = [Binding("escape", "choose('cancel')", "Cancel", tooltip="Close without choosing")]
-    DEFAULT_CSS = """
-    ConfirmModal { align: center middle; }
-    ConfirmModal > Vertical { width: 80%; max-width: 90; height: auto; max-height: 90%; border: thick $warning; background: $surface; padding: 1 2; }
-    ConfirmModal #confirm-title { text-style: bold; }
-    ConfirmModal #confirm-body { margin: 1 0; height: auto; }
-    ConfirmModal Horizontal { height: auto; }
-    ConfirmModal Button { margin-right: 1; }
-    """
-
-    def __init__(self, title: str, body: str, choices: list[tuple[str, str, str]]) -> None:
-        """choices: (id, label, variant) — variant is a Button variant (primary, warning, error, default)."""
-        super().__init__()
-        self.title_text = title
-        self.body_text = body
-        self.choices = choices
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(self.title_text, id="confirm-title")
-            yield Static(self.body_text, id="confirm-body")
-            with Horizontal():
-                for cid, label, variant in self.choices:
-                    yield Button(label, id=f"choice-{cid}", variant=variant)  # type: ignore[arg-type]
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        bid = event.button.id or ""
-        self.dismiss(bid.removeprefix("choice-"))
-
-    def action_choose(self, choice: str) -> None:
-        self.dismiss(choice)
 
 
 # --- the base step screen --------------------------------------------------------------------
@@ -291,12 +221,33 @@ class StepScreen(Screen[None]):
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= self.WIDE, "-wide")
 
+    def on_mount(self) -> None:
+        self._painted_theme = self.app.theme
+        self.app.theme_changed_signal.subscribe(self, self._theme_signal)
+
     def on_screen_resume(self) -> None:
         self.set_class(self.size.width >= self.WIDE, "-wide")
         try:
             self.query_one(StepIndicator).set_state(self.STEP, getattr(self.app, "done_steps", ()))
         except Exception:
             pass
+        self._check_theme()  # the theme may have changed while another step was shown
+
+    # --- themes ------------------------------------------------------------------------------
+
+    def _theme_signal(self, theme: Any) -> None:
+        self._check_theme()
+
+    def _check_theme(self) -> None:
+        theme = self.app.theme
+        if getattr(self, "_painted_theme", theme) != theme:
+            self._painted_theme = theme
+            self.repaint_theme()
+
+    def repaint_theme(self) -> None:
+        """Paint again what carries the theme's colours in its content (table cells, log lines
+        styled with the theme's text-success / text-error...): CSS follows a theme switch by
+        itself, content rendered earlier does not. Screens with such content override this."""
 
     def on_unmount(self) -> None:
         bridge = getattr(self.app, "bridge", None)

@@ -52,6 +52,7 @@ def run_checks(
     pool_size: int = POOL_SIZE,
     timeout: float | None = None,
     previous: dict[str, CheckRecord] | None = None,
+    step: str = "validate",
 ) -> tuple[dict[str, CheckRecord], bool]:
     """Run checks respecting `requires` (skip when failed) and `after` (ordering), concurrently,
     each within its timeout. Returns (records by id, cancelled). `previous`: records of checks not
@@ -71,7 +72,7 @@ def run_checks(
         rec = _record(c, out, time.monotonic() - started)
         done[c.id] = rec
         state.outcomes[c.id] = rec
-        ctx.emit(CheckResult(step="validate", check=c.id, layer=c.layer, status=rec.status, title=c.title, detail=rec.detail,
+        ctx.emit(CheckResult(step=step, check=c.id, layer=c.layer, status=rec.status, title=c.title, detail=rec.detail,
                              remediation=rec.remediation, duration=rec.duration))
 
     try:
@@ -96,7 +97,7 @@ def run_checks(
                     finish(c, CheckOutcome("skip", f"skipped: {d} {'failed' if rec.status == 'fail' else 'was skipped'}"
                                                    f" ({rec.detail[:160]})", f"fix {d} first"), now)
                     continue
-                ctx.emit(CheckResult(step="validate", check=c.id, layer=c.layer, status="running", title=c.title))
+                ctx.emit(CheckResult(step=step, check=c.id, layer=c.layer, status="running", title=c.title))
                 fut = pool.submit(state.counter.bind(scope, lambda c=c: c.run(ctx, state)))
                 running[fut] = (c, now, now + (c.timeout or default_timeout))
             if not running:
@@ -132,7 +133,7 @@ def run_checks(
         for c in pending + [c for c, _, _ in running.values()]:
             rec = CheckRecord(c.id, c.layer, c.title, "skip", "cancelled before it finished", "", {}, 0.0, c.source, time.time())
             done[c.id] = rec
-            ctx.emit(CheckResult(step="validate", check=c.id, layer=c.layer, status="skip", title=c.title, detail=rec.detail))
+            ctx.emit(CheckResult(step=step, check=c.id, layer=c.layer, status="skip", title=c.title, detail=rec.detail))
     return done, cancelled
 
 

@@ -429,7 +429,7 @@ class ValidationState:
         out = []
         for srv in sorted(cloud.servers.values(), key=lambda s: s.name):
             labels = dict(srv.labels or {})
-            if not _selector_match(self.config.load_balancer.target_selector, labels):
+            if not selector_match(self.config.load_balancer.target_selector, labels):
                 continue
             ip = srv.private_net[0].ip if srv.private_net else (srv.public_net.ipv4.ip if srv.public_net and srv.public_net.ipv4 else "")
             out.append(Worker(srv.name, ip, None, "Kubernetes API unreachable: read from Hetzner", False, labels))
@@ -651,7 +651,7 @@ class ValidationState:
         return self.once(("https", ip, port, host, path), lambda: https_get(ip, port, host, path, ca_file=ca, timeout=self.http_timeout))
 
 
-def _selector_match(selector: str, labels: dict[str, str]) -> bool:
+def selector_match(selector: str, labels: dict[str, str]) -> bool:
     """Equality-based Hetzner/Kubernetes label selectors (k=v, k!=v, k) joined by commas."""
     for part in [p.strip() for p in (selector or "").split(",") if p.strip()]:
         if "!=" in part:

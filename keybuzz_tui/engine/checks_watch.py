@@ -7,6 +7,16 @@ Every `interval` seconds everything is re-checked: the network probes, DNS, the 
 the kinds that are not watched (Deployments, Ingresses, the ingress controller's Service) are
 re-listed. A dropped watch is resumed from its last resourceVersion, a 410 re-lists that kind.
 Cancelling shuts the watch sockets down, so the loop and its threads end within about a second.
+
+Two refreshes may run at once. The timed (network) refresh runs in its own thread, because one
+probe to a worker whose port is dropped waits for its whole timeout; the loop thread keeps
+re-running the Kubernetes checks on watch events meanwhile, so a Kubernetes-side change reaches the
+board in a fraction of a second even while a network refresh hangs. Each result carries a `Stamp`
+(how recent the watch-fed objects, the LISTed kinds and the network observations it was computed
+from are) and a result is published (as a CheckResult/HopResult event or in a report) only if it is
+at least as recent as what was published before: a network refresh that started before a watch
+event never overwrites the Kubernetes results computed after it. When it had to keep something
+back, a Kubernetes refresh follows at once that combines the newest of everything.
 """
 
 from __future__ import annotations
@@ -14,13 +24,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..cancel import Cancelled
-from ..events import StepFinished, StepStarted, Warning_
+from ..events import CheckResult, Event, HopResult, StepFinished, StepStarted, Warning_
 from ..redact import safe_error
 from . import kubeio
-from .checks_base import Check, CheckRecord, plural
+from .checks_base import CheckRecord, plural
 from .checks_counter import ApiCounter, shutdown_streams
 from .checks_registry import build_checks, select_checks, wants_trace
 from .checks_run import ValidationReport, info_for, run_checks, traces_for
@@ -69,11 +80,21 @@ class Informer:
         self._stop = threading.Event()
         self.paths = list_paths(ctx.config.namespace)
 
-    def seed(self, snap: KubeSnapshot) -> None:
+    def seed(self, snap: KubeSnapshot) -> int:
+        """Take a fresh LIST of every watched kind; returns the change count it is as recent as."""
         with self.lock:
             for kind in WATCHED_KINDS:
                 self.objects[kind] = dict(getattr(snap, kind))
                 self.versions[kind] = snap.versions.get(kind, "")
+            self.events += 1
+            return self.events
+
+    @property
+    def seq(self) -> int:
+        """How many relevant changes the cache has taken in (a result computed from a snapshot
+        taken at a higher count is more recent)."""
+        with self.lock:
+            return self.events
 
     def start(self) -> None:
         for kind in WATCHED_KINDS:
@@ -184,16 +205,63 @@ class Informer:
             return now - self.changed_at >= debounce or now - self.first_change_at >= max_delay
 
     def snapshot(self, base: KubeSnapshot | None) -> KubeSnapshot:
+        return self.snapshot_at(base)[1]
+
+    def snapshot_at(self, base: KubeSnapshot | None) -> tuple[int, KubeSnapshot]:
+        """(the change count, the watched kinds from the cache on top of `base`'s LISTed ones)."""
         snap = base.copy() if base is not None else KubeSnapshot(self.ctx.config.namespace)
         with self.lock:
             for kind in WATCHED_KINDS:
                 setattr(snap, kind, dict(self.objects[kind]))
                 snap.versions[kind] = self.versions.get(kind, "")
-        return snap
+            return self.events, snap
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """How recent the inputs of a refresh are: `seq` the watch-fed objects (the informer's change
+    count when its snapshot was taken), `gen` the LISTed kinds (which timed refresh listed them),
+    `net` the network observations (which timed refresh made them)."""
+
+    seq: int
+    gen: int
+    net: int
+
+    def kube_covers(self, other: Stamp | None) -> bool:
+        """At least as recent on the Kubernetes side (what a "kube" check reads): the watch-fed
+        objects first (what changes), then the LISTed kinds. A timed refresh whose LIST is newer
+        but whose watch snapshot is older loses, and a Kubernetes refresh follows it that has both."""
+        return other is None or (self.seq, self.gen) >= (other.seq, other.gen)
+
+    def covers(self, other: Stamp | None) -> bool:
+        """At least as recent on every side (what the trace reads)."""
+        return other is None or (self.seq >= other.seq and self.gen >= other.gen and self.net >= other.net)
+
+
+class _GuardedContext:
+    """The watcher's context as one refresh sees it: the same clients, config, cancel and journal,
+    but its events pass a freshness check first (a stale CheckResult or HopResult is dropped)."""
+
+    def __init__(self, ctx: Context, allow: Callable[[Event], bool]) -> None:
+        self._ctx = ctx
+        self._allow = allow
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def emit(self, event: Event) -> None:
+        if self._allow(event):
+            self._ctx.emit(event)
 
 
 class Watcher:
-    """The continuous loop behind `validate.watch` (see the module docstring)."""
+    """The continuous loop behind `validate.watch` (see the module docstring).
+
+    Threads: the caller's thread runs the loop and the Kubernetes refreshes ("kube", on watch
+    events); one more thread at a time runs a timed refresh ("net"); the informer has one thread
+    per watched kind. Everything published (the merged results, their stamps, the traces, the
+    refresh counter, on_report calls) goes through `_lock`, so reports come out in order and each
+    is the newest of everything."""
 
     def __init__(self, ctx: Context, interval: float, on_report: Callable[[ValidationReport], None], *, only: set[str] | None,
                  skip: Iterable[str], http_timeout: float | None, debounce: float, watch_timeout: int,
@@ -202,97 +270,216 @@ class Watcher:
         self.interval = max(1.0, float(interval))
         self.on_report = on_report
         self.checks, self.skipped = select_checks(build_checks(ctx.config), only, skip)
+        self.source = {c.id: c.source for c in self.checks}
         self.want_trace = wants_trace(only, skip)
         self.http_timeout = http_timeout
         self.debounce = debounce
         self.counter = ApiCounter.for_context(ctx)
         self.wake = threading.Event()
         self.informer = Informer(ctx, self.counter, self.wake, watch_timeout)
+        self._lock = threading.RLock()
         self.records: dict[str, CheckRecord] = {}
+        self.stamps: dict[str, Stamp] = {}  # check id -> the stamp of the result published for it
         self.traces: dict[str, dict[str, list[Hop]]] = {}
-        self.net_state: ValidationState | None = None
+        self.trace_stamp: Stamp | None = None
+        self.net_state: ValidationState | None = None  # the last completed timed refresh's observations
+        self.net_gen = 0  # ... and its number
         self.base: KubeSnapshot | None = None  # the last LISTed snapshot (the unwatched kinds)
+        self.base_gen = 0
+        self._gens = 0  # numbers handed to timed refreshes when they start
         self.refresh = 0
         self.started_total = self.counter.total
         self.started_watches = self.counter.watches
         self.watching = False
         self.refresh_now = refresh  # set by the caller ("refresh now" on the board): a full refresh at once
+        self._force_kube = False  # a Kubernetes refresh must follow (something stale was kept back)
+        self._net_thread: threading.Thread | None = None
+        self._net_error: BaseException | None = None
+        self._net_finished_at = 0.0
+        self._net_again = False
+        self._stopped = False
 
-    def _publish(self, state: ValidationState, trigger: str, ran: list[Check], scope: Any, t0: float, started: float, cancelled: bool) -> None:
-        if self.want_trace and not cancelled:
-            try:
-                self.traces = self.counter.bind(scope, lambda: traces_for(self.ctx, state))()
-            except Cancelled:
-                cancelled = True
-        report = ValidationReport(
-            [self.records[c.id] for c in self.checks if c.id in self.records], dict(self.traces), started, time.monotonic() - t0,
-            scope.count, self.refresh, trigger, [c.id for c in ran], cancelled, info_for(self.ctx, state),
-            self.counter.total - self.started_total, self.counter.watches - self.started_watches,
-        )
-        self.refresh += 1
-        try:
-            self.on_report(report)
-        except Exception as e:  # the consumer's bug must not stop the board's data
-            self.ctx.emit(Warning_(step="validate", message=f"the report consumer failed: {safe_error(e)}"))
+    # --- freshness -------------------------------------------------------------------------------
+
+    def _allow(self, stamp: Stamp) -> Callable[[Event], bool]:
+        """The event filter of a refresh computed from `stamp`'s inputs."""
+
+        def allow(event: Event) -> bool:
+            if isinstance(event, CheckResult):
+                with self._lock:
+                    if self._stopped:
+                        return False
+                    cur = self.stamps.get(event.check)
+                    if self.source.get(event.check) == "net":
+                        fresh = cur is None or stamp.net >= cur.net
+                    else:
+                        fresh = stamp.kube_covers(cur)
+                    if not fresh:
+                        return False  # (a timed refresh that lost here ends with a Kubernetes refresh)
+                    if event.status not in ("running", "pending"):
+                        self.stamps[event.check] = stamp
+                    return True
+            if isinstance(event, HopResult):
+                with self._lock:
+                    return not self._stopped and stamp.covers(self.trace_stamp)
+            return True
+
+        return allow
+
+    def _fresh_record(self, check: str, stamp: Stamp) -> bool:
+        cur = self.stamps.get(check)
+        if self.source.get(check) == "net":
+            return cur is None or stamp.net >= cur.net
+        return stamp.kube_covers(cur)
+
+    # --- one refresh -------------------------------------------------------------------------------
 
     def _run(self, trigger: str) -> None:
         started, t0 = time.time(), time.monotonic()
         scope = self.counter.scope()
-        ctx = self.ctx
+        self.counter.bind(scope, lambda: self._refresh(trigger, scope, started, t0))()
 
-        def work() -> None:
-            cancelled = False
-            if trigger == "kube":
-                snap = self.informer.snapshot(self.base)
-                state = ValidationState(ctx, http_timeout=self.http_timeout, kube=snap, carry=self.net_state, keep_net=True,
+    def _refresh(self, trigger: str, scope: Any, started: float, t0: float) -> None:
+        ctx = self.ctx
+        fresh: KubeSnapshot | None = None
+        listed = False
+        if trigger == "kube":
+            with self._lock:
+                base, base_gen, carry, net_gen = self.base, self.base_gen, self.net_state, self.net_gen
+                seq, snap = self.informer.snapshot_at(base)
+                stamp = Stamp(seq, base_gen, net_gen)
+                gctx = _GuardedContext(ctx, self._allow(stamp))
+                state = ValidationState(gctx, http_timeout=self.http_timeout, kube=snap, carry=carry, keep_net=True,  # type: ignore[arg-type]
                                         counter=self.counter, scope=scope)
-                ran = [c for c in self.checks if c.source == "kube"]
-            else:
-                state, snap = self._net_state(scope)
-                ran = list(self.checks)
-            try:
-                records, cancelled = run_checks(ctx, ran, state, skipped=self.skipped, previous=self.records)
-                self.records.update(records)
-                if trigger != "kube":
-                    if self.net_state is not None:
-                        self.net_state.close()
-                    self.net_state = state
-                self._publish(state, trigger, ran, scope, t0, started, cancelled)
-            finally:
-                if state is not self.net_state:
-                    state.close()
-            if snap is not None and not self.watching and not ctx.cancel.cancelled:
-                self.informer.seed(snap)
+            ran = [c for c in self.checks if c.source == "kube"]
+        else:
+            with self._lock:
+                self._gens += 1
+                gen = self._gens
+            holder: list[Stamp] = []
+            gctx = _GuardedContext(ctx, lambda e: self._allow(holder[0])(e) if holder else True)
+            state, fresh, seq = self._net_state(gctx, scope)
+            listed = fresh is not None
+            stamp = Stamp(seq, gen, gen)
+            holder.append(stamp)
+            ran = list(self.checks)
+        adopted = False
+        try:
+            with self._lock:
+                previous = dict(self.records)
+            records, cancelled = run_checks(gctx, ran, state, skipped=self.skipped, previous=previous)  # type: ignore[arg-type]
+            traces: dict[str, dict[str, list[Hop]]] | None = None
+            if self.want_trace and not cancelled:
+                with self._lock:
+                    wanted = stamp.covers(self.trace_stamp)
+                    if not wanted and trigger != "kube":
+                        self._force_kube = True
+                if wanted:
+                    try:
+                        traces = traces_for(gctx, state)  # type: ignore[arg-type]
+                    except Cancelled:
+                        cancelled = True
+            info = info_for(ctx, state)
+            with self._lock:
+                if self._stopped:
+                    return
+                for cid, rec in records.items():
+                    if self._fresh_record(cid, stamp):
+                        self.records[cid] = rec
+                        self.stamps[cid] = stamp
+                if traces is not None:
+                    if stamp.covers(self.trace_stamp):
+                        self.traces, self.trace_stamp = traces, stamp
+                    elif trigger != "kube":
+                        self._force_kube = True
+                if trigger != "kube" and not cancelled:
+                    old, self.net_state, self.net_gen = self.net_state, state, stamp.net
+                    adopted = True
+                    if listed:
+                        self.base, self.base_gen = fresh, stamp.gen
+                    if self.watching and self.informer.seq > stamp.seq:
+                        self._force_kube = True  # watch events came in while this refresh ran
+                    if old is not None:
+                        old.close()
+                report = ValidationReport(
+                    [self.records[c.id] for c in self.checks if c.id in self.records], dict(self.traces), started,
+                    time.monotonic() - t0, scope.count, self.refresh, trigger, [c.id for c in ran], cancelled, info,
+                    self.counter.total - self.started_total, self.counter.watches - self.started_watches,
+                )
+                self.refresh += 1
+                try:
+                    self.on_report(report)
+                except Exception as e:  # the consumer's bug must not stop the board's data
+                    ctx.emit(Warning_(step="validate", message=f"the report consumer failed: {safe_error(e)}"))
+        finally:
+            if not adopted:
+                state.close()
+            if self._force_kube:
+                self.wake.set()
+        if trigger != "kube" and fresh is not None and not ctx.cancel.cancelled:
+            with self._lock:  # the first refresh that could LIST everything starts the watches
+                start, self.watching = not self.watching, True
+            if start:
+                self.informer.seed(fresh)
                 self.informer.start()
-                self.watching = True
 
-        self.counter.bind(scope, work)()
-
-    def _net_state(self, scope: Any) -> tuple[ValidationState, KubeSnapshot | None]:
+    def _net_state(self, ctx: Any, scope: Any) -> tuple[ValidationState, KubeSnapshot | None, int]:
         """A fresh state for a timed refresh: the unwatched kinds re-LISTed (all kinds when no
-        watch runs yet or one is broken), the watched ones from the watch-fed cache."""
-        ctx = self.ctx
+        watch runs yet or one is broken), the watched ones from the watch-fed cache. Returns the
+        state, what was LISTed (None when the API could not be read) and the informer's change
+        count the snapshot is as recent as."""
         state = ValidationState(ctx, http_timeout=self.http_timeout, counter=self.counter, scope=scope)
-        if self.net_state is not None:
-            state.server_version = self.net_state.server_version
-            state.logs = self.net_state.logs
+        with self._lock:
+            prev = self.net_state
+            if prev is not None:
+                state.server_version = prev.server_version
+                state.logs = prev.logs
         healthy_watch = self.watching and not self.informer.broken
         kinds = LISTED_KINDS if healthy_watch else WATCHED_KINDS + LISTED_KINDS
         try:
-            fresh = KubeSnapshot(ctx.config.namespace)
+            fresh = KubeSnapshot(self.ctx.config.namespace)
             load_kinds(ctx, fresh, kinds, state.run_parallel)
         except (kubeio.Unreachable, kubeio.KubeError):
-            return state, None  # the state will try again and the checks will say why
+            return state, None, self.informer.seq  # the state will try again and the checks will say why
         if healthy_watch:
-            snap = self.informer.snapshot(fresh)
-        else:
+            seq, snap = self.informer.snapshot_at(fresh)
+        elif self.watching:
             snap = fresh
-            if self.watching:
-                self.informer.seed(fresh)
-                self.informer.broken.clear()
-        self.base = fresh
+            seq = self.informer.seed(fresh)
+            self.informer.broken.clear()
+        else:
+            snap, seq = fresh, self.informer.seq
         state.use_kube(snap)
-        return state, snap
+        return state, fresh, seq
+
+    # --- the timed refresh's thread ----------------------------------------------------------------
+
+    def _start_net(self) -> None:
+        self._net_again = False
+        t = threading.Thread(target=self._net_main, name="keybuzz-validate-net", daemon=True)
+        self._net_thread = t
+        t.start()
+
+    def _net_main(self) -> None:
+        try:
+            self._run("net")
+        except Cancelled:
+            pass
+        except BaseException as e:  # noqa: BLE001 - handed to the loop, which raises it like before
+            self._net_error = e
+        finally:
+            self._net_finished_at = time.monotonic()
+            self.wake.set()
+
+    def _net_busy(self) -> bool:
+        return self._net_thread is not None and self._net_thread.is_alive()
+
+    def _take_force(self) -> bool:
+        with self._lock:
+            force, self._force_kube = self._force_kube, False
+            return force
+
+    # --- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> None:
         ctx = self.ctx
@@ -301,25 +488,44 @@ class Watcher:
             self._run("full")
             next_net = time.monotonic() + self.interval
             while not ctx.cancel.cancelled:
-                now = time.monotonic()
-                self.wake.wait(max(0.0, min(next_net - now, self.debounce if self.informer.changed_at else 0.5)))
+                busy = self._net_busy()
+                if self.informer.changed_at:
+                    timeout = self.debounce
+                elif busy:
+                    timeout = 0.5
+                else:
+                    timeout = max(0.0, min(next_net - time.monotonic(), 0.5))
+                self.wake.wait(timeout)
                 self.wake.clear()
                 if ctx.cancel.cancelled:
                     break
-                if self.informer.pending(self.debounce, max(1.0, self.debounce * 5)):
+                if self._net_error is not None:
+                    err, self._net_error = self._net_error, None
+                    raise err
+                if self.informer.pending(self.debounce, max(1.0, self.debounce * 5)) or self._take_force():
                     self.informer.take_change()
                     self._run("kube")
                 poked = self.refresh_now is not None and self.refresh_now.is_set()
                 if poked and self.refresh_now is not None:
                     self.refresh_now.clear()
-                if poked or time.monotonic() >= next_net:
-                    self.informer.take_change()
-                    self._run("net")
-                    next_net = time.monotonic() + self.interval
+                if self._net_busy():
+                    self._net_again = self._net_again or poked
+                    continue
+                if self._net_thread is not None:  # a timed refresh just ended: the next one an interval later
+                    self._net_thread = None
+                    next_net = self._net_finished_at + self.interval
+                if poked or self._net_again or time.monotonic() >= next_net:
+                    self._start_net()
         except Cancelled:
             pass
         finally:
+            with self._lock:
+                self._stopped = True
             self.informer.stop()
-            if self.net_state is not None:
-                self.net_state.close()
+            t = self._net_thread
+            if t is not None:
+                t.join(2.0)
+            with self._lock:
+                if self.net_state is not None:
+                    self.net_state.close()
             ctx.emit(StepFinished(step="validate", status="ok", summary=f"continuous validation stopped after {plural(self.refresh, 'refresh', 'refreshes')}"))

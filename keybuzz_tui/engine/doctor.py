@@ -28,6 +28,7 @@ that fix it).
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from ..config import Config
 from ..events import StepFinished, StepStarted
 from ..redact import REDACTOR
 from . import checks_cloud, doctor_cloud, doctor_kube, doctor_overlay, doctor_platform
-from .checks_base import STATUS_ORDER, Check, CheckRecord
+from .checks_base import STATUS_ORDER, Check, CheckOutcome, CheckRecord
 from .checks_counter import ApiCounter
 from .checks_registry import UnknownCheck, https_check_id, select_checks
 from .checks_run import info_for, run_checks
@@ -100,7 +101,32 @@ def build_checks(cfg: Config, *, probe_timeout: float = doctor_overlay.PROBE_TIM
         if app.host:
             checks.append(Check(https_check_id(cfg, app.host), "platform", f"https://{app.host} answers 200 with a valid certificate",
                                 checks_cloud.make_https_check(app), after=("dns.records", "hetzner.lb"), source="net"))
-    return checks
+    return [dataclasses.replace(c, run=_translated(c.run)) for c in checks]
+
+
+# the validation's check ids that reused texts mention, as the doctor's ids (others, such as
+# k8s.pods-ready, stay: `keybuzz-tui validate --only k8s.pods-ready` runs them)
+_VALIDATION_IDS = {"ingress.routing": "platform.request-path", "dns.resolver": "dns.records", "dns.authoritative": "dns.records",
+                   "lb.services": "hetzner.lb", "lb.targets-healthy": "hetzner.lb", "lb.certificate": "hetzner.lb"}
+_ID_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k in _VALIDATION_IDS) + r")\b")
+_DUP_RE = re.compile(r"\b([a-z0-9]+\.[a-z0-9.-]+)((?: / | and |, )\1\b)+")
+
+
+def doctor_words(text: str) -> str:
+    """A reused validation text with the doctor's check ids ("see dns.resolver" -> "see dns.records")."""
+    if not text:
+        return text
+    return _DUP_RE.sub(r"\1", _ID_RE.sub(lambda m: _VALIDATION_IDS[m.group(1)], text))
+
+
+def _translated(fn: Any) -> Any:
+    def run(ctx: Context, state: Any) -> CheckOutcome:
+        out = fn(ctx, state)
+        if not isinstance(out, CheckOutcome):
+            return out
+        return dataclasses.replace(out, detail=doctor_words(out.detail), remediation=doctor_words(out.remediation))
+
+    return run
 
 
 def check_ids(cfg: Config | None = None) -> list[str]:

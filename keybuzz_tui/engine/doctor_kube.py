@@ -149,10 +149,10 @@ def check_nodes(ctx: Context, state: DoctorState) -> CheckOutcome:
     # a Hetzner server meant to be a worker (the LB's target selector) that is no node of the cluster
     cloud = state.cloud()  # no token: nothing to compare with (the snapshot says so without calling Hetzner)
     if cloud.token and not cloud.error:
-        from .checks_state import _selector_match  # the same selector semantics as the LB's targets
+        from .checks_state import selector_match  # the same selector semantics as the LB's targets
 
         sel = ctx.config.load_balancer.target_selector
-        meant = sorted(s.name for s in cloud.servers.values() if sel and _selector_match(sel, dict(s.labels or {})))
+        meant = sorted(s.name for s in cloud.servers.values() if sel and selector_match(sel, dict(s.labels or {})))
         missing = [n for n in meant if n not in nodes]
         ev["hetzner_workers"] = meant
         if missing:

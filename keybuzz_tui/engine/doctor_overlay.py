@@ -181,7 +181,7 @@ def _script(tests: list[ProbeTest]) -> str:
 
 
 def _pod_state(pod: dict[str, Any]) -> tuple[str, str]:
-    from .portprobe import _pod_state as state  # "(phase, why)": a pod stuck on its image counts as done
+    from .portprobe import pod_state as state  # "(phase, why)": a pod stuck on its image counts as done
 
     if pod.get("_deleted"):
         return "Deleted", "the probe pod was deleted by someone else"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -48,6 +49,35 @@ def _parse(ts: str | None) -> datetime | None:
     return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+_HOLDER = re.compile(r"^(?P<user>[^@\s]*)@(?P<host>\S+) pid (?P<pid>\d+)$")
+
+
+def holder_alive(holder: str) -> bool | None:
+    """Whether the lock's holder process still runs: True/False when it ran on this host (its pid
+    is looked up), None when it is another machine's (only the lease's age can tell)."""
+    m = _HOLDER.match(holder or "")
+    if m is None or m["host"] != socket.gethostname():
+        return None
+    try:
+        os.kill(int(m["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def lock_namespace(ctx: Context) -> str | None:
+    """Where the platform lock lives: an install that started before the namespace existed holds
+    it in kube-system, and every wizard must then look there too (None: PlatformLock decides)."""
+    try:
+        if kubeio.get_or_none(ctx, kubeio.resource_path("coordination.k8s.io/v1", "leases", "kube-system", LEASE_NAME)) is not None:
+            return "kube-system"
+    except kubeio.KubeError:
+        pass  # may not read kube-system's leases: the lock's own choice
+    return None
+
+
 def identity() -> str:
     try:
         user = getpass.getuser()
@@ -65,7 +95,9 @@ class LockInfo:
 
     @property
     def stale(self) -> bool:
-        if self.renewed is None:
+        """Not renewed within its duration, or held by a process of this host that is gone
+        (a killed apply must not block every wizard for two minutes)."""
+        if self.renewed is None or holder_alive(self.holder) is False:
             return True
         return _now() - self.renewed > timedelta(seconds=self.duration)
 
@@ -101,6 +133,9 @@ class PlatformLock:
     def _ns(self) -> str:
         if self.namespace:
             return self.namespace
+        existing = lock_namespace(self.ctx)
+        if existing:
+            return existing
         ns = self.ctx.config.namespace
         return ns if kubeio.get_or_none(self.ctx, f"/api/v1/namespaces/{ns}") is not None else "kube-system"
 

@@ -204,6 +204,18 @@ class Platform:
 
         return validate.validate(self.ctx, only=only, skip=skip or set())
 
+    def doctor(self, **kw: Any) -> Any:
+        """Why is the platform down? (engine.doctor; probe pods are always cleaned up)."""
+        from . import doctor
+
+        kw.setdefault("expected_workers", self.config.cluster.workers)
+        return doctor.run(self.ctx, **kw)
+
+    def drift(self) -> Any:
+        from . import recovery
+
+        return recovery.drift(self.ctx)
+
     # --- the whole runbook -------------------------------------------------------------------
 
     def plan(self, *, probe: bool = False) -> FullPlan:

@@ -218,7 +218,7 @@ def probe_pod(node: NodeInfo, run_id: str, index: int, *, namespace: str = PROBE
 # --- waiting -------------------------------------------------------------------------------------
 
 
-def _pod_state(pod: dict[str, Any]) -> tuple[str, str]:
+def pod_state(pod: dict[str, Any]) -> tuple[str, str]:
     """(phase, why) where a Pending pod stuck on an image or config error counts as done."""
     st = pod.get("status") or {}
     phase = st.get("phase") or "Pending"
@@ -297,7 +297,7 @@ def _consume(ctx: Context, resp: Any, rv: str, states: dict[str, tuple[str, str]
                     states[name] = ("Deleted", "the probe pod was deleted by someone else")
                     pending.discard(name)
                     continue
-                phase, why = _pod_state(obj)
+                phase, why = pod_state(obj)
                 states[name] = (phase, why)
                 if phase in ("Succeeded", "Failed", "Stuck"):
                     pending.discard(name)
@@ -322,7 +322,7 @@ def _relist(ctx: Context, path: str, selector: str, states: dict[str, tuple[str,
     for pod in data.get("items") or ():
         name = pod["metadata"]["name"]
         if name in pending:
-            phase, why = _pod_state(pod)
+            phase, why = pod_state(pod)
             states[name] = (phase, why)
             if phase in ("Succeeded", "Failed", "Stuck"):
                 pending.discard(name)

@@ -13,8 +13,9 @@ from ..events import CheckResult
 from . import kubeio
 from .context import Context
 
-# (verb, group, resource, namespaced) the engine uses; "ns" means the configured namespace
-NEEDED: list[tuple[str, str, str, bool]] = [
+# (verb, group, resource, where) the engine uses: True = the platform namespace, False =
+# cluster-wide, a string = that namespace (the lock of a first install lives in kube-system)
+NEEDED: list[tuple[str, str, str, bool | str]] = [
     ("get", "", "namespaces", False),
     ("create", "", "namespaces", False),
     ("patch", "", "namespaces", False),
@@ -49,6 +50,8 @@ NEEDED: list[tuple[str, str, str, bool]] = [
     ("patch", "networking.k8s.io", "ingresses", True),
     ("create", "coordination.k8s.io", "leases", True),
     ("update", "coordination.k8s.io", "leases", True),
+    ("create", "coordination.k8s.io", "leases", "kube-system"),
+    ("update", "coordination.k8s.io", "leases", "kube-system"),
 ]
 
 
@@ -82,7 +85,7 @@ def server_version(ctx: Context) -> str:
     return str(v.get("gitVersion", "?"))
 
 
-def permissions(ctx: Context, needed: list[tuple[str, str, str, bool]] | None = None) -> list[PermissionGap]:
+def permissions(ctx: Context, needed: list[tuple[str, str, str, bool | str]] | None = None) -> list[PermissionGap]:
     ns = ctx.config.namespace
     gaps: list[PermissionGap] = []
     for verb, group, resource, namespaced in needed or NEEDED:
@@ -91,12 +94,13 @@ def permissions(ctx: Context, needed: list[tuple[str, str, str, bool]] | None = 
         attrs: dict[str, Any] = {"verb": verb, "group": group, "resource": res}
         if sub:
             attrs["subresource"] = sub
-        if namespaced:
-            attrs["namespace"] = ns
+        where = namespaced if isinstance(namespaced, str) else (ns if namespaced else None)
+        if where:
+            attrs["namespace"] = where
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {"resourceAttributes": attrs}}
         out = kubeio.request(ctx, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body)
         if not (out.get("status") or {}).get("allowed"):
-            gaps.append(PermissionGap(verb, group, resource, ns if namespaced else None))
+            gaps.append(PermissionGap(verb, group, resource, where))
     return gaps
 
 

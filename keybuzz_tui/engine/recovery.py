@@ -196,7 +196,9 @@ class DriftReport:
 
 
 def _problem(report: DriftReport, ctx: Context, layer: str, exc: BaseException, kind: str = "error") -> None:
-    msg = safe_error(exc)
+    from .lb import CloudError
+
+    msg = REDACTOR.redact(exc.message) if isinstance(exc, CloudError) else safe_error(exc)  # CloudError's str repeats the remediation
     remediation = str(getattr(exc, "remediation", "") or "")
     if isinstance(exc, kubeio.Unreachable):
         kind = "unreachable"

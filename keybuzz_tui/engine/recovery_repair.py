@@ -30,7 +30,6 @@ remains and the next repair finishes it.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +38,7 @@ from ..events import Info, ObjectApplied, StepFinished, StepStarted, Warning_
 from ..redact import REDACTOR, safe_error
 from . import kubeio
 from .context import Context
-from .lock import PlatformLock
+from .lock import PlatformLock, lock_namespace
 from .plan import Change, Plan
 from .recovery_extras import extra_of
 
@@ -114,6 +113,19 @@ class RepairPlan(Plan):
     def destructive_lines(self) -> list[str]:
         """What the destructive changes destroy, one line each (the second confirmation)."""
         return [REDACTOR.redact(c.note or f"{c.action} {c.ref}") for c in self.destructive]
+
+    def to_dict(self) -> dict[str, Any]:
+        return REDACTOR.redact_obj({  # type: ignore[no-any-return]
+            "summary": self.summary(), "has_changes": self.has_changes, "topology": self.topology,
+            "destructive": [{"ref": c.ref, "note": c.note} for c in self.destructive],
+            "steps": [
+                {"name": s.name, "title": s.title, "changes": [
+                    {"action": c.action, "layer": c.layer, "ref": c.ref, "diff": c.lines(), "note": c.note, "destructive": c.destructive}
+                    for c in s.changes if c.action != "unchanged"]}
+                for s in self.steps
+            ],
+            "warnings": list(self.warnings), "needs_generation": list(self.needs_generation),
+        })
 
     def lines(self) -> list[str]:
         out = [f"repair plan: {self.summary()}"]
@@ -201,7 +213,6 @@ def repair_plan(ctx: Context, report: Any, *, include_destructive: bool = True) 
         changes=[c for s in ordered for c in s.changes], warnings=list(report.warnings), steps=ordered,
         problems=list(report.problems), needs_generation=list(report.needs_generation), topology=report.topology,
     )
-    ctx.emit(Info(step=STEP, message=f"repair plan: {out.summary()}"))
     return out
 
 
@@ -240,8 +251,7 @@ def repair(
         raise DestructiveNotAllowed(plan.destructive)
     result = RepairResult()
     t0 = time.monotonic()
-    ctx.journal.run_id = uuid.uuid4().hex[:12]  # one run per repair (lock lines included), even on a reused context
-    result.run = ctx.journal.run_id
+    result.run = ctx.journal.new_run()  # one run per repair (lock lines included), even on a reused context
     with PlatformLock(ctx, take_over=take_over, namespace=lock_namespace(ctx)):
         ctx.journal.start_run("repair", summary=plan.summary(), destructive=[c.ref for c in plan.destructive])
         ctx.emit(StepStarted(step=STEP, title=f"Repair: {plan.summary()}"))
@@ -279,19 +289,6 @@ def repair(
         ctx.emit(Warning_(step=STEP, message=result.message, remediation=result.remediation))
         ctx.emit(StepFinished(step=STEP, status="fail" if result.status == "failed" else "warn", summary=result.message))
     return result
-
-
-def lock_namespace(ctx: Context) -> str | None:
-    """Where the platform lock lives: an install that started before the namespace existed holds
-    it in kube-system, and every wizard must then look there too (None: PlatformLock decides)."""
-    from .lock import LEASE_NAME
-
-    try:
-        if kubeio.get_or_none(ctx, kubeio.resource_path("coordination.k8s.io/v1", "leases", "kube-system", LEASE_NAME)) is not None:
-            return "kube-system"
-    except kubeio.KubeError:
-        pass  # may not read kube-system's leases: the lock's own choice
-    return None
 
 
 def _operator_error(e: BaseException) -> bool:

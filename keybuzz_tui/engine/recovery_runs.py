@@ -22,7 +22,7 @@ from ..journal import Journal
 from ..redact import REDACTOR, safe_error
 from . import rollout
 from .context import Context
-from .lock import LockInfo, PlatformLock
+from .lock import LockInfo, PlatformLock, holder_alive, lock_namespace
 
 RESUMABLE = ("apply", "repair")
 COMPLETED = ("ok", "validation-failed")  # the run made every change it planned
@@ -44,6 +44,7 @@ class InterruptedRun:
     remaining: int | None = None  # changes left according to the live state (None: not computed)
     still_running: bool = False  # its holder still holds the platform lock
     holder: str = ""
+    lock_left: bool = False  # it died holding the platform lock (not stale yet)
 
     @property
     def last(self) -> str:
@@ -74,6 +75,8 @@ class InterruptedRun:
         else:
             why = "no end in the journal: killed, crashed or disconnected"
         text += f" ({why}{'; ' + where if where else ''})"
+        if self.lock_left:
+            text += f"; its platform lock ({self.holder}) is left behind: it goes stale 2 minutes after its last renewal"
         return REDACTOR.redact(text)
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,8 +130,6 @@ def stopped_runs(journal: Journal) -> list[InterruptedRun]:
 
 def lock_status(ctx: Context) -> LockInfo | None:
     """Who holds the platform lock now (None: nobody), for the screens and `recover`."""
-    from .recovery_repair import lock_namespace
-
     return PlatformLock(ctx, namespace=lock_namespace(ctx)).current()
 
 
@@ -155,7 +156,10 @@ def interrupted(ctx: Context, *, report: Any = None) -> list[InterruptedRun]:
     for r in runs:
         r.remaining = remaining
         if holder is not None and not holder.stale and r.holder and holder.holder == r.holder:
-            r.still_running = True
+            if holder_alive(r.holder) is False:
+                r.lock_left = True  # died with the lock: a crash, not a run in progress
+            else:
+                r.still_running = True
     return runs
 
 
@@ -172,8 +176,6 @@ def rollback(ctx: Context, app: str, revision: int | None = None, *, take_over: 
     """Take the app's DaemonSet back to `revision` (default: the previous one), holding the platform
     lock, journaled as a run of its own; the rollout is watched (rollout.rollback)."""
     ctx.journal.run_id = uuid.uuid4().hex[:12]
-    from .recovery_repair import lock_namespace
-
     with PlatformLock(ctx, take_over=take_over, namespace=lock_namespace(ctx)):
         ctx.journal.start_run("rollback", app=app, revision=revision)
         try:

@@ -445,10 +445,23 @@ def _pod_ready(pod: dict[str, Any]) -> bool:
 # --- the board: per app and node, with reasons -------------------------------------------------
 
 
+STUCK_GRACE = 20.0  # seconds every missing pod must look hopeless before the watch gives up
+_HOPELESS_PHASES = {"ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"}
+
+
+def _hopeless(n: NodeRollout) -> bool:
+    if n.phase == "CrashLoopBackOff" and n.restarts >= 3:
+        return True
+    if n.phase in _HOPELESS_PHASES:
+        return True
+    return n.reason == "FailedScheduling" and "free ports" in n.message
+
+
 class _Board:
     def __init__(self, ctx: Context, apps: list[str]) -> None:
         self.ctx = ctx
         self.apps = apps
+        self._stuck_since: float | None = None
         self.rollouts: dict[str, AppRollout] = {a: AppRollout(a, message="waiting for the DaemonSet") for a in apps}
         self._sent_progress: dict[str, tuple[Any, ...]] = {}
         self._sent_pod: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -484,6 +497,21 @@ class _Board:
             return "complete"
         if statuses <= {"complete", "degraded"}:
             return "degraded"
+        return self._stuck_verdict()
+
+    def _stuck_verdict(self) -> str | None:
+        """"failed" once every pod still missing has been in a state that does not heal by itself
+        (CrashLoopBackOff after 3 restarts, ImagePullBackOff, no free port) for STUCK_GRACE seconds:
+        waiting out the whole timeout would only delay the diagnosis at 3 a.m."""
+        pending = [n for r in self.rollouts.values() if r.status == "progressing" for n in r.nodes.values() if not n.ok]
+        if pending and all(_hopeless(n) for n in pending):
+            now = time.monotonic()
+            if self._stuck_since is None:
+                self._stuck_since = now
+            elif now - self._stuck_since >= STUCK_GRACE:
+                return "failed"
+        else:
+            self._stuck_since = None
         return None
 
     def _analyse(self, app: str, state: _State, events: dict[tuple[str, str], list[dict[str, Any]]]) -> AppRollout:
@@ -724,7 +752,9 @@ class _Board:
             down = sorted({n.node for a in apps.values() for n in a.stuck()})
             message = f"rolled out on the reachable workers only ({notes}); not running on {', '.join(down)} (NotReady): kubectl would call this a success"
         else:
-            message = "; ".join(f"{a.app}: {a.message}" for a in apps.values() if a.status in ("deleted", "missing")) or "rollout failed"
+            gone = "; ".join(f"{a.app}: {a.message}" for a in apps.values() if a.status in ("deleted", "missing"))
+            stuck = "; ".join(n.line() for a in apps.values() for n in a.stuck())
+            message = gone or (f"rollout stuck after {elapsed:.0f}s, nothing left will heal by itself: {stuck}" if stuck else "rollout failed")
         if state.failures:
             message += " [watch problems: " + "; ".join(f"{k}: {v}" for k, v in state.failures.items()) + "]"
         return RolloutResult(status, apps, elapsed, REDACTOR.redact(message))

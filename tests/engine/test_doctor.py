@@ -173,7 +173,8 @@ def test_no_probes_creates_no_pod(healthy, tmp_path):
         assert r.status == "skip" and "--no-probes" in r.detail and r.evidence["skipped_on_request"] is True
     assert rep.diagnosis.overlay == "unknown" and rep.diagnosis.causes == []
     assert "pods" not in rep.probe and not rep.probes
-    assert "doctor-probe" not in (tmp_path / "journal.jsonl").read_text() if (tmp_path / "journal.jsonl").exists() else True
+    journal = tmp_path / "journal.jsonl"
+    assert not journal.exists() or "doctor-probe" not in journal.read_text()
     assert "the overlay probe pods (--no-probes)" in rep.to_markdown()
 
 

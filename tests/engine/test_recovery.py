@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import ssl
 import threading
@@ -574,5 +575,200 @@ def test_drift_report_and_plan_render_for_screens_and_json(tmp_path):
         assert not plan.destructive and not plan.step("cleanup").changes
         assert any(x.strip().startswith("rollout:") for x in plan.lines())
         assert_no_secret(everything_said(rec, ctx, report, plan))
+    finally:
+        sb.stop()
+
+
+# --- the sandbox's worker replacement (keybuzz_tui/sandbox/replace.py) ----------------------------------
+
+
+def test_sandbox_replace_worker_moves_node_server_and_address(tmp_path):
+    sb = sandboxes.start(tmp_path / "sb")
+    try:
+        ctx, _ = engine_context(sb, None)
+        hc = ctx.hcloud()
+        old = hc.servers.get_by_name("k3s-worker-03")
+        old_ip = old.private_net[0].ip
+
+        def healthz(ip: str) -> int:
+            return http_request(ip, 31695, "/healthz", host=ip, timeout=3).status
+
+        def answers(ip: str) -> bool:
+            try:
+                return healthz(ip) == 200
+            except (OSError, http.client.HTTPException):
+                return False  # not listening yet, or no ready ingress pod behind the NodePort yet
+
+        assert wait_for(lambda: answers(old_ip), 20, 0.1, "ingress-nginx on the old worker")
+        new = sb.replace_worker("k3s-worker-03")
+        assert (new.name, new.role) == ("k3s-worker-06", "worker") and new.private_ip != old_ip
+        nodes = {n["metadata"]["name"]: n for n in kubeio.get(ctx, "/api/v1/nodes")["items"]}
+        assert "k3s-worker-03" not in nodes
+        addresses = {a["type"]: a["address"] for a in nodes["k3s-worker-06"]["status"]["addresses"]}
+        assert addresses["InternalIP"] == new.private_ip
+        assert not [p for p in kubeio.get(ctx, "/api/v1/pods")["items"] if p["spec"].get("nodeName") == "k3s-worker-03"]
+        servers = {s.name: s for s in hc.servers.get_all(label_selector="role=worker")}
+        assert "k3s-worker-03" not in servers
+        assert servers["k3s-worker-06"].id != old.id and servers["k3s-worker-06"].private_net[0].ip == new.private_ip
+        # the new address serves (ingress-nginx's DaemonSet started there by itself), the old one is gone
+        assert wait_for(lambda: answers(new.private_ip), 30, 0.1, "ingress-nginx on the new worker")
+        with pytest.raises(OSError):
+            healthz(old_ip)
+        listed = {n["name"]: n["internal_ip"] for n in json.loads(sb.info_path.read_text())["nodes"]}
+        assert listed["k3s-worker-06"] == new.private_ip and "k3s-worker-03" not in listed
+        with pytest.raises(KeyError):
+            sb.replace_worker("k3s-worker-03")
+        with pytest.raises(ValueError, match="control-plane"):
+            sb.replace_worker("k3s-master-01")
+    finally:
+        sb.stop()
+
+
+# --- the journal's side of resume (pure logic) ------------------------------------------------------
+
+
+def _write(path: Path, *entries: dict) -> None:
+    with path.open("a") as f:
+        for e in entries:
+            f.write(json.dumps({"ts": "2026-11-26T03:12:05Z", **e}) + "\n")
+
+
+def test_stopped_runs_reads_where_each_run_stopped_and_forgets_what_a_completed_run_redid(tmp_path):
+    from keybuzz_tui.journal import Journal
+
+    path = tmp_path / "journal.jsonl"
+    j = Journal(path)
+    _write(path,
+           {"run": "a", "event": "run-started", "command": "apply", "host": "vm"},
+           {"run": "a", "event": "object-applied", "kind": "Namespace", "namespace": None, "name": "keybuzz", "action": "create"})
+    assert [r.run for r in recovery.stopped_runs(j)] == ["a"]
+    _write(path,
+           {"run": "b", "event": "run-started", "command": "repair", "host": "vm"},
+           {"run": "b", "event": "run-finished", "status": "ok"})
+    assert recovery.stopped_runs(j) == []  # b went over everything again
+    _write(path,
+           {"run": "c", "event": "run-started", "command": "apply", "host": "vm"},
+           {"run": "c", "event": "object-applied", "kind": "Secret", "namespace": "keybuzz", "name": "s", "action": "unchanged"},
+           {"run": "c", "event": "object-applied", "kind": "DaemonSet", "namespace": "keybuzz", "name": "keybuzz-api", "action": "create"},
+           {"run": "c", "event": "kube-apply-cancelled", "next": "DaemonSet keybuzz/keybuzz-front"},
+           {"run": "c", "event": "run-finished", "status": "interrupted", "reason": "interrupted (Ctrl-C)"},
+           {"run": "d", "event": "run-started", "command": "rollback"},
+           {"run": "e", "event": "run-started", "command": "repair", "host": "vm"},
+           {"run": "e", "event": "change", "layer": "hetzner", "action": "create", "kind": "LoadBalancer", "name": "keybuzz-lb"},
+           {"run": "e", "event": "run-finished", "status": "failed", "error": "cannot reach the Hetzner API"})
+    c, e = recovery.stopped_runs(j)
+    assert (c.how, c.done, c.stopped_at) == ("interrupted", ["DaemonSet keybuzz/keybuzz-api"], "DaemonSet keybuzz/keybuzz-front")
+    c.remaining = 3
+    assert c.describe() == ("the apply of 2026-11-26 03:12 stopped after DaemonSet keybuzz/keybuzz-api, while applying "
+                            "DaemonSet keybuzz/keybuzz-front; 3 changes remain (interrupted: interrupted (Ctrl-C); on vm)")
+    assert (e.command, e.how, e.last) == ("repair", "failed", "LoadBalancer keybuzz-lb")
+    e.remaining = 0
+    assert "nothing remains: the platform matches keybuzz.yaml" in e.describe() and "failed: cannot reach the Hetzner API" in e.describe()
+
+
+# --- extras: what the desired state does not have -----------------------------------------------------
+
+
+def test_extras_are_the_classic_objects_under_other_names_and_our_leftovers_nothing_else(tmp_path):
+    sb, ctx, rec = start(tmp_path)
+    try:
+        ours = {"app.kubernetes.io/managed-by": "keybuzz-tui", "app.kubernetes.io/part-of": "keybuzz"}
+        objects = [
+            ("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "keybuzz-api-classic", "namespace": NS},
+                                "spec": {"selector": {"app": "keybuzz-api"}, "ports": [{"name": "http", "port": 8080, "targetPort": 8080}]}}),
+            ("networking.k8s.io/v1", "ingresses", {
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "keybuzz-old", "namespace": NS},
+                "spec": {"ingressClassName": "nginx", "rules": [{"host": "platform-api.keybuzz.io", "http": {"paths": [
+                    {"path": "/old", "pathType": "Prefix", "backend": {"service": {"name": "keybuzz-api-classic", "port": {"number": 8080}}}}]}}]}}),
+            ("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keybuzz-admin-nginx", "namespace": NS, "labels": ours},
+                                  "data": {"default.conf": "server {}"}}),
+            ("apps/v1", "replicasets", {
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "keybuzz-front-7d9f", "namespace": NS},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "keybuzz-front", "generation": "old"}},
+                         "template": {"metadata": {"labels": {"app": "keybuzz-front", "generation": "old"}},
+                                      "spec": {"nodeSelector": {"kubernetes.io/hostname": "k3s-worker-01"},
+                                               "containers": [{"name": "front", "image": "ghcr.io/keybuzz/front:1.3.0", "ports": [{"containerPort": 3000}]}]}}}}),
+            ("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "keybuzz-api-metrics", "namespace": NS},
+                                "spec": {"selector": {"app.kubernetes.io/name": "keybuzz-api"}, "ports": [{"port": 9090}]}}),
+            ("v1", "secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keybuzz-api-old-credentials", "namespace": NS,
+                                                                              "labels": {"app.kubernetes.io/name": "keybuzz-api"}},
+                               "stringData": {"TOKEN": "not ours to delete"}}),
+        ]
+        for api_version, plural, obj in objects:
+            kubeio.request(ctx, "POST", kubeio.resource_path(api_version, plural, NS), body=obj)
+        wait_for(lambda: [p for p in kubeio.get(ctx, f"/api/v1/namespaces/{NS}/pods")["items"] if p["metadata"]["name"].startswith("keybuzz-front-7d9f")],
+                 20, 0.05, "the orphan ReplicaSet's pod")
+        report = recovery.drift(ctx)
+        extra = {d.ref: d.note for d in report.of("extra")}
+        assert set(extra) == {"Service keybuzz/keybuzz-api-classic", "Ingress keybuzz/keybuzz-old", "ConfigMap keybuzz/keybuzz-admin-nginx",
+                              "ReplicaSet keybuzz/keybuzz-front-7d9f"}
+        assert extra["Service keybuzz/keybuzz-api-classic"].startswith("deletes Service keybuzz/keybuzz-api-classic (ClusterIP 10.43.")
+        assert "the Ingress routes to keybuzz-api, keybuzz-front instead" in extra["Service keybuzz/keybuzz-api-classic"]
+        assert "also routes platform-api.keybuzz.io" in extra["Ingress keybuzz/keybuzz-old"]
+        assert extra["ReplicaSet keybuzz/keybuzz-front-7d9f"].startswith("deletes ReplicaSet keybuzz/keybuzz-front-7d9f and its 1 pod:")
+        assert "created by keybuzz-tui but not in keybuzz.yaml any more" in extra["ConfigMap keybuzz/keybuzz-admin-nginx"]
+        assert any("keybuzz-api-metrics also selects keybuzz-api" in w for w in report.warnings)  # someone else's: left alone
+        assert all(d.destructive for d in report.of("extra"))
+        _, plan, result = do_repair(ctx, allow_destructive=True)
+        assert sorted(result.deleted) == sorted(extra)
+        for path in (kubeio.resource_path("v1", "services", NS, "keybuzz-api-metrics"), kubeio.resource_path("v1", "secrets", NS, "keybuzz-api-old-credentials")):
+            assert kubeio.get_or_none(ctx, path) is not None
+        assert not [p for p in kubeio.get(ctx, f"/api/v1/namespaces/{NS}/pods")["items"] if p["metadata"]["name"].startswith("keybuzz-front-7d9f")]
+        assert_green(ctx)
+    finally:
+        sb.stop()
+
+
+class GeneratingSecrets:
+    """A SecretSource that can generate (as the keyring-backed CredentialStore does)."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.inner = app_secrets()
+        self.inner.values = dict(values)
+        self.generated: list[str] = []
+
+    def hcloud_token(self):
+        return None
+
+    def get(self, name):
+        return self.inner.get(name)
+
+    def app_secret(self, app, key):
+        return self.inner.app_secret(app, key)
+
+    def ensure_app_secrets(self, config):
+        import secrets as pysecrets
+
+        from keybuzz_tui.redact import REDACTOR
+
+        out = []
+        for a in config.apps:
+            for s in a.secrets:
+                if s.generate and f"{a.name}/{s.key}" not in self.inner.values:
+                    value = pysecrets.token_urlsafe(s.length)
+                    REDACTOR.add(value)
+                    self.inner.values[f"{a.name}/{s.key}"] = value
+                    out.append(f"app/{a.name}/{s.key}")
+        self.generated += out
+        return out
+
+
+def test_generated_secrets_missing_everywhere_are_generated_by_the_repair_only(tmp_path):
+    sb = sandboxes.start(tmp_path / "sb")
+    try:
+        source = GeneratingSecrets({"keybuzz-api/DATABASE_URL": APP_SECRET_VALUES["keybuzz-api/DATABASE_URL"]})
+        ctx, rec = engine_context(sb, tmp_path / "journal.jsonl", Config(), secrets=source)
+        report = recovery.drift(ctx)
+        assert not report.problems
+        assert sorted(report.needs_generation) == ["app/keybuzz-api/API_ENCRYPTION_KEY", "app/keybuzz-api/JWT_SECRET", "app/keybuzz-front/SESSION_SECRET"]
+        assert source.generated == []  # a drift changes nothing, not even the keyring
+        plan = recovery.repair_plan(ctx, report)
+        result = recovery.repair(ctx, plan)
+        assert result.ok, result.message
+        assert sorted(source.generated) == sorted(report.needs_generation)
+        live = kubeio.get(ctx, kubeio.resource_path("v1", "secrets", NS, "keybuzz-api-credentials"))
+        assert base64.b64decode(live["data"]["JWT_SECRET"]).decode() == source.inner.values["keybuzz-api/JWT_SECRET"]
+        assert recovery.drift(ctx).ok
+        assert_green(ctx)
     finally:
         sb.stop()

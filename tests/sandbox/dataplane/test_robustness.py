@@ -107,7 +107,8 @@ def test_many_concurrent_clients(sb):
     lock = threading.Lock()
 
     def worker(i: int) -> None:
-        r = h.get(ips[i % 5], (31695, 30080, 8080)[i % 3], "/healthz", host="platform-api.keybuzz.io" if i % 3 == 0 else None)
+        # correctness under concurrency, not latency: a loaded CI machine may be slow to answer 60 at once
+        r = h.get(ips[i % 5], (31695, 30080, 8080)[i % 3], "/healthz", host="platform-api.keybuzz.io" if i % 3 == 0 else None, timeout=30)
         with lock:
             results.append(r.status)
 
@@ -115,7 +116,7 @@ def test_many_concurrent_clients(sb):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(20)
+        t.join(60)
     assert results == [200] * 60
 
 
