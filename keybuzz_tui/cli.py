@@ -31,7 +31,7 @@ RBAC, missing secret), 5 cluster/Hetzner unreachable, 130 interrupted (re-run re
 environment: KUBECONFIG, HCLOUD_TOKEN, HCLOUD_ENDPOINT, KEYBUZZ_SECRET_<APP>_<KEY>, KEYBUZZ_STATE_DIR."""
 
 
-def _common(p: argparse.ArgumentParser, *, json_out: bool = True) -> None:
+def add_common_options(p: argparse.ArgumentParser, *, json_out: bool = True) -> None:
     p.add_argument("--config", metavar="FILE", help="answers file (default: ./keybuzz.yaml, else the user config dir)")
     p.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the file's, else the current one)")
     p.add_argument("--sandbox", metavar="DIR", help="point everything at a running sandbox (its --state-dir)")
@@ -66,11 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--speed", type=float, default=None, help="divide every simulated delay by this factor")
 
     pl = sub.add_parser("plan", help="show what apply would change (nothing is changed)")
-    _common(pl)
+    add_common_options(pl)
     pl.add_argument("--probe", action="store_true", help="also run short-lived probe pods to find host processes holding ports")
 
     ap = sub.add_parser("apply", help="plan, confirm, then apply every step and validate")
-    _common(ap)
+    add_common_options(ap)
     ap.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     ap.add_argument("--allow-destructive", action="store_true", help="with --yes: also accept changes that destroy something (listed in the plan)")
     ap.add_argument("--probe", action="store_true", help="probe the workers' listening ports before the rollout")
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="take over a platform lock whose run stopped renewing it (crashed); asks first unless --yes")
 
     va = sub.add_parser("validate", help="run the named checks and trace the request path per worker")
-    _common(va)
+    add_common_options(va)
     va.add_argument("--junit", metavar="FILE", help="write the report as JUnit XML")
     va.add_argument("--report", metavar="FILE", help="write the report (.md or .json by extension)")
     va.add_argument("--only", default="", help="comma-separated check ids to run")
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--scenario", default="healthy", help="with --board --demo: the scenario")
 
     po = sub.add_parser("ports", help="scan the cluster for port conflicts with the configured ports")
-    _common(po)
+    add_common_options(po)
     po.add_argument("--probe", action="store_true", help="run short-lived probe pods on the workers (listening ports)")
 
     _attach_optional(sub)
@@ -111,13 +111,13 @@ def _attach_optional(sub: Any) -> None:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _err(msg: str) -> None:
+def err(msg: str) -> None:
     from .redact import REDACTOR
 
     sys.stderr.write(f"keybuzz-tui: {REDACTOR.redact(msg)}\n")
 
 
-def _load_config(args: argparse.Namespace) -> Any:
+def load_config(args: argparse.Namespace) -> Any:
     from . import config as cfgmod
     from .paths import config_path
 
@@ -131,7 +131,7 @@ def _load_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
-def _context(args: argparse.Namespace, cfg: Any, sink: Any) -> Any:
+def make_context(args: argparse.Namespace, cfg: Any, sink: Any) -> Any:
     from .cancel import CancelToken
     from .engine.context import Context, Endpoints
     from .journal import Journal
@@ -147,12 +147,12 @@ def _context(args: argparse.Namespace, cfg: Any, sink: Any) -> Any:
             context=cfg.cluster.context or None,
             hcloud_endpoint=os.environ.get("HCLOUD_ENDPOINT") or None,
         )
-    secrets = _secrets(cfg)
+    secrets = make_secrets(cfg)
     ctx = Context(cfg, endpoints, secrets, sink=sink, cancel=CancelToken(), journal=Journal(journal_path(cfg.profile)))
     return ctx
 
 
-def _secrets(cfg: Any) -> Any:
+def make_secrets(cfg: Any) -> Any:
     try:
         from .credentials import CredentialStore
     except ImportError:
@@ -162,7 +162,7 @@ def _secrets(cfg: Any) -> Any:
     return CredentialStore(cfg.profile)
 
 
-def _sink(args: argparse.Namespace) -> Any:
+def make_sink(args: argparse.Namespace) -> Any:
     from .output import HumanPrinter, JsonPrinter
 
     if getattr(args, "json", False):
@@ -170,29 +170,29 @@ def _sink(args: argparse.Namespace) -> Any:
     return HumanPrinter(verbose=getattr(args, "verbose", False))
 
 
-def _install_sigint(ctx: Any) -> None:
+def install_sigint(ctx: Any) -> None:
     def handler(signum: int, frame: Any) -> None:
         if ctx.cancel.cancelled:
             raise KeyboardInterrupt
         ctx.cancel.cancel("interrupted (Ctrl-C)")
-        _err("interrupting at the next safe point (Ctrl-C again to abort at once)…")
+        err("interrupting at the next safe point (Ctrl-C again to abort at once)…")
 
     signal.signal(signal.SIGINT, handler)
 
 
-def _finish(args: argparse.Namespace, sink: Any, code: int, verdict: str = "", **result: Any) -> int:
+def finish(args: argparse.Namespace, sink: Any, code: int, verdict: str = "", **result: Any) -> int:
     """End a command: the --json Result object, or the readable one-line verdict (stderr on failure)."""
     from .output import JsonPrinter
 
     if isinstance(sink, JsonPrinter):
         sink.write({"type": "Result", "exit_code": code, "verdict": verdict, **result})
         if code != OK and verdict:
-            _err(f"{verdict} (exit {code})")
+            err(f"{verdict} (exit {code})")
     elif verdict:
         if code == OK:
             sink.verdict(True, verdict)
         else:
-            _err(f"✗ {verdict} (exit {code})")
+            err(f"✗ {verdict} (exit {code})")
     return code
 
 
@@ -207,19 +207,19 @@ def _short(text: str) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .apply_flow import plan_all, plan_result, plan_verdict
 
-    cfg = _load_config(args)
-    sink = _sink(args)
-    ctx = _context(args, cfg, sink)
-    _install_sigint(ctx)
-    code = _guard_preflight(ctx, args, sink, need_hcloud=False)
+    cfg = load_config(args)
+    sink = make_sink(args)
+    ctx = make_context(args, cfg, sink)
+    install_sigint(ctx)
+    code = guard_preflight(ctx, args, sink, need_hcloud=False)
     if code is not None:
         return code
     outcome = plan_all(ctx, probe=args.probe)  # each step emits its ObjectPlanned events and its summary
     fp = outcome.full
     if fp.errors or fp.conflicts:
-        return _finish(args, sink, outcome.code, f"plan: {fp.plan.summary()}, but " + plan_verdict(outcome, applying=False), **plan_result(fp))
+        return finish(args, sink, outcome.code, f"plan: {fp.plan.summary()}, but " + plan_verdict(outcome, applying=False), **plan_result(fp))
     what = "no changes: the platform matches keybuzz.yaml" if not fp.plan.has_changes else f"apply would make {fp.plan.summary()}"
-    return _finish(args, sink, OK, f"plan: {what}", **plan_result(fp))
+    return finish(args, sink, OK, f"plan: {what}", **plan_result(fp))
 
 
 def sink_summary(sink: Any, text: str) -> None:
@@ -228,7 +228,7 @@ def sink_summary(sink: Any, text: str) -> None:
     sink(Info(step="summary", message=text))
 
 
-def _guard_preflight(ctx: Any, args: argparse.Namespace, sink: Any, *, need_hcloud: bool) -> int | None:
+def guard_preflight(ctx: Any, args: argparse.Namespace, sink: Any, *, need_hcloud: bool) -> int | None:
     """Stop before anything changes when the cluster, the permissions or the token are wrong."""
     from .cancel import Cancelled
     from .engine import kubeio, preflight
@@ -239,28 +239,28 @@ def _guard_preflight(ctx: Any, args: argparse.Namespace, sink: Any, *, need_hclo
     try:
         pf = preflight.run(ctx)
     except Cancelled:
-        return _finish(args, sink, INTERRUPTED, f"interrupted before anything changed; {nothing}", interrupted=True)
+        return finish(args, sink, INTERRUPTED, f"interrupted before anything changed; {nothing}", interrupted=True)
     except kubeio.Unreachable as e:
         msg = f"cannot reach the Kubernetes API: {safe_error(e)}"
         ctx.emit(Warning_(step="preflight", message=msg, remediation="check the kubeconfig context (--context), the API address and the network (VPN)"))
-        return _finish(args, sink, UNREACHABLE, f"{msg} — {nothing}", error=msg)
+        return finish(args, sink, UNREACHABLE, f"{msg} — {nothing}", error=msg)
     except kubeio.KubeError as e:
         from .apply_flow import classify
 
         p = classify(e)
         ctx.emit(Warning_(step="preflight", message=p.message, remediation=p.remediation))
-        return _finish(args, sink, p.code, f"the preflight failed: {_short(p.message)} — {nothing}", error=p.message)
+        return finish(args, sink, p.code, f"the preflight failed: {_short(p.message)} — {nothing}", error=p.message)
     except Exception as e:  # the kubeconfig itself: missing file, unknown context, bad YAML
         where = ctx.endpoints.kubeconfig or ctx.config.cluster.kubeconfig
         msg = f"cannot use the kubeconfig {where}" + (f" (context {ctx.endpoints.context})" if ctx.endpoints.context else "") + f": {safe_error(e)}"
         ctx.emit(Warning_(step="preflight", message=msg, remediation="check cluster.kubeconfig / cluster.context in keybuzz.yaml, KUBECONFIG, or --context"))
-        return _finish(args, sink, USAGE, f"{_short(msg)} — {nothing}", error=msg)
+        return finish(args, sink, USAGE, f"{_short(msg)} — {nothing}", error=msg)
     if not pf.reachable:
         code = CREDENTIALS if "refused us: 401" in pf.user_message else UNREACHABLE
-        return _finish(args, sink, code, f"{_short(pf.user_message)} — {nothing}", error=pf.user_message)
+        return finish(args, sink, code, f"{_short(pf.user_message)} — {nothing}", error=pf.user_message)
     if pf.missing:
         missing = [g.render() for g in pf.missing]
-        return _finish(args, sink, CREDENTIALS,
+        return finish(args, sink, CREDENTIALS,
                        f"the kubeconfig user lacks {len(missing)} permission(s) the install needs: {'; '.join(missing)} — {nothing}",
                        missing=missing)
     if need_hcloud:
@@ -269,15 +269,15 @@ def _guard_preflight(ctx: Any, args: argparse.Namespace, sink: Any, *, need_hclo
         try:
             res = check_hcloud_token(ctx)
         except Cancelled:
-            return _finish(args, sink, INTERRUPTED, f"interrupted before anything changed; {nothing}", interrupted=True)
+            return finish(args, sink, INTERRUPTED, f"interrupted before anything changed; {nothing}", interrupted=True)
         except CredentialError as e:  # the keyring could not be asked for the token
             msg = safe_error(e)
             ctx.emit(Warning_(step="credentials", message=msg))
-            return _finish(args, sink, CREDENTIALS, f"cannot read the Hetzner API token: {_short(msg)} — {nothing}", error=msg)
+            return finish(args, sink, CREDENTIALS, f"cannot read the Hetzner API token: {_short(msg)} — {nothing}", error=msg)
         ctx.emit(res.to_event())
         if res.status != "valid":
             code = UNREACHABLE if res.status in ("unreachable", "rate-limited") else CREDENTIALS
-            return _finish(args, sink, code, f"the Hetzner API token is {res.status}: {res.message} — {nothing}",
+            return finish(args, sink, code, f"the Hetzner API token is {res.status}: {res.message} — {nothing}",
                            token_status=res.status, error=res.message, remediation=res.remediation)
     return None
 
@@ -285,20 +285,20 @@ def _guard_preflight(ctx: Any, args: argparse.Namespace, sink: Any, *, need_hclo
 def cmd_apply(args: argparse.Namespace) -> int:
     from .apply_flow import run_apply
 
-    cfg = _load_config(args)
-    sink = _sink(args)
-    ctx = _context(args, cfg, sink)
-    _install_sigint(ctx)
+    cfg = load_config(args)
+    sink = make_sink(args)
+    ctx = make_context(args, cfg, sink)
+    install_sigint(ctx)
     steps = {s.strip() for s in args.steps.split(",") if s.strip()}
     unknown = steps - {"kubernetes", "lb", "dns", "firewall"}
     if unknown or not steps:
-        _err(f"--steps: unknown step(s) {', '.join(sorted(unknown)) or '(none given)'}; choose among kubernetes,lb,dns,firewall")
-        return _finish(args, sink, USAGE)
-    code = _guard_preflight(ctx, args, sink, need_hcloud=bool(steps & {"lb", "dns", "firewall"}))
+        err(f"--steps: unknown step(s) {', '.join(sorted(unknown)) or '(none given)'}; choose among kubernetes,lb,dns,firewall")
+        return finish(args, sink, USAGE)
+    code = guard_preflight(ctx, args, sink, need_hcloud=bool(steps & {"lb", "dns", "firewall"}))
     if code is not None:
         return code
     code, result = run_apply(ctx, args, steps)
-    return _finish(args, sink, code, **result)
+    return finish(args, sink, code, **result)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -310,10 +310,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .engine import report as reportmod
     from .engine.platform import Platform
 
-    cfg = _load_config(args)
-    sink = _sink(args)
-    ctx = _context(args, cfg, sink)
-    _install_sigint(ctx)
+    cfg = load_config(args)
+    sink = make_sink(args)
+    ctx = make_context(args, cfg, sink)
+    install_sigint(ctx)
     only = {s for s in args.only.split(",") if s} or None
     skip = {s for s in args.skip.split(",") if s}
     from .engine.validate import UnknownCheck
@@ -321,10 +321,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         rep = Platform(ctx).validate(only=only, skip=skip)
     except UnknownCheck as e:
-        _err(str(e))
-        return _finish(args, sink, USAGE, error=str(e))
+        err(str(e))
+        return finish(args, sink, USAGE, error=str(e))
     if rep.cancelled:
-        return _finish(args, sink, INTERRUPTED, f"interrupted: {rep.summary()}", interrupted=True)
+        return finish(args, sink, INTERRUPTED, f"interrupted: {rep.summary()}", interrupted=True)
     emit_trace_summary(ctx, rep)
     if args.junit:
         Path(args.junit).write_text(reportmod.to_junit(rep))
@@ -335,15 +335,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     result = {"failed": [r.check for r in failed], "summary": rep.summary(), "first_broken": rep.first_broken(), "api_requests": rep.api_requests}
     api = rep.result("k8s.api")
     if api is not None and api.status == "fail":  # failed checks, or no cluster to check at all?
-        code, why = _reachable(ctx)
+        code, why = reachable(ctx)
         if code != OK:
-            return _finish(args, sink, code, f"{why} ({rep.summary()})", **result)
+            return finish(args, sink, code, f"{why} ({rep.summary()})", **result)
     if failed:
-        return _finish(args, sink, FAILED, f"validation fails: {rep.summary()} ({', '.join(r.check for r in failed)})", **result)
-    return _finish(args, sink, OK, f"validation passes: {rep.summary()}", **result)
+        return finish(args, sink, FAILED, f"validation fails: {rep.summary()} ({', '.join(r.check for r in failed)})", **result)
+    return finish(args, sink, OK, f"validation passes: {rep.summary()}", **result)
 
 
-def _reachable(ctx: Any) -> tuple[int, str]:
+def reachable(ctx: Any) -> tuple[int, str]:
     """(OK, "") when the Kubernetes API answers; else the exit code and why (5 unreachable, 2 bad kubeconfig)."""
     from .engine import kubeio
     from .redact import safe_error
@@ -364,20 +364,20 @@ def cmd_ports(args: argparse.Namespace) -> int:
     from .engine.platform import Platform
     from .events import Warning_
 
-    cfg = _load_config(args)
-    sink = _sink(args)
-    ctx = _context(args, cfg, sink)
-    _install_sigint(ctx)
+    cfg = load_config(args)
+    sink = make_sink(args)
+    ctx = make_context(args, cfg, sink)
+    install_sigint(ctx)
     try:
         checks = Platform(ctx).scan_ports(probe=args.probe)
     except Exception as e:  # the scan's own error (unreachable, forbidden), classified
         p = classify(e)
         ctx.emit(Warning_(step="ports", message=p.message, remediation=p.remediation))
-        return _finish(args, sink, p.code, f"the port scan failed: {_short(p.message)}", error=p.message)
+        return finish(args, sink, p.code, f"the port scan failed: {_short(p.message)}", error=p.message)
     bad = [c for c in checks if getattr(c, "failed", False)]
     if bad:
-        return _finish(args, sink, CONFLICTS, f"{len(bad)} port conflict(s): " + ", ".join(f"{c.name} {c.port}" for c in bad), conflicts=len(bad))
-    return _finish(args, sink, OK, f"{len(checks)} ports checked, no conflict", conflicts=0)
+        return finish(args, sink, CONFLICTS, f"{len(bad)} port conflict(s): " + ", ".join(f"{c.name} {c.port}" for c in bad), conflicts=len(bad))
+    return finish(args, sink, OK, f"{len(checks)} ports checked, no conflict", conflicts=0)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -393,7 +393,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             print(f"{name:28} {sc.description.splitlines()[0] if sc.description else ''}")
         return OK
     if not args.state_dir:
-        _err("sandbox: --state-dir is required")
+        err("sandbox: --state-dir is required")
         return USAGE
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -401,7 +401,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         sb = Sandbox(args.state_dir, args.scenario, workers=args.workers, servers=args.servers, net=args.net, speed=args.speed).start()
     except (scenarios.ScenarioError, SandboxError) as e:
-        _err(f"sandbox: {e}")
+        err(f"sandbox: {e}")
         return USAGE
     print(f"sandbox ready: scenario {sb.scenario.name}, Kubernetes API {sb.kube_url}", flush=True)
     print(f"  export KUBECONFIG={sb.kubeconfig_path.resolve()}", flush=True)
@@ -439,14 +439,14 @@ def main(argv: list[str] | None = None) -> int:
             return USAGE
         return int(handler(args))
     except ConfigError as e:
-        _err(str(e))
-        return _fatal(args, USAGE, str(e))
+        err(str(e))
+        return fatal(args, USAGE, str(e))
     except CredentialError as e:
-        _err(str(e))
-        return _fatal(args, CREDENTIALS, str(e))
+        err(str(e))
+        return fatal(args, CREDENTIALS, str(e))
     except KeyboardInterrupt:
-        _err("interrupted; what was applied is in the journal, and a re-run resumes from there")
-        return _fatal(args, INTERRUPTED, "interrupted", interrupted=True)
+        err("interrupted; what was applied is in the journal, and a re-run resumes from there")
+        return fatal(args, INTERRUPTED, "interrupted", interrupted=True)
     except Exception as e:  # never a traceback for the operator (KEYBUZZ_DEBUG=1 shows it)
         from .apply_flow import classify
 
@@ -455,11 +455,11 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         p = classify(e)
-        _err(f"{p.message}" + (f"\n  → {p.remediation}" if p.remediation else ""))
-        return _fatal(args, p.code, p.message)
+        err(f"{p.message}" + (f"\n  → {p.remediation}" if p.remediation else ""))
+        return fatal(args, p.code, p.message)
 
 
-def _fatal(args: argparse.Namespace, code: int, message: str, **result: Any) -> int:
+def fatal(args: argparse.Namespace, code: int, message: str, **result: Any) -> int:
     """A command that stopped before its own end still ends its --json output with a Result."""
     if getattr(args, "json", False) and getattr(args, "command", None) in COMMANDS:
         from .output import JsonPrinter

@@ -55,27 +55,27 @@ def _ids(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import _context, _err, _finish, _install_sigint, _load_config, _sink
+    from . import cli as base
     from .engine import doctor
 
-    cfg = _load_config(args)  # ConfigError -> 2 in cli.main
+    cfg = base.load_config(args)  # ConfigError -> 2 in cli.main
     if args.list:
         for c in doctor.catalogue(cfg):
             print(f"{c['id']:24} {c['layer']:11} {c['title']}")
         return OK
     if args.expected_workers is not None and args.expected_workers < 1:
-        _err("doctor: --expected-workers must be at least 1")
+        base.err("doctor: --expected-workers must be at least 1")
         return USAGE
-    sink = _sink(args)
+    sink = base.make_sink(args)
     try:
-        ctx = _context(args, cfg, sink)
+        ctx = base.make_context(args, cfg, sink)
     except (OSError, ValueError, KeyError) as e:
         from .redact import safe_error
 
-        _err(f"doctor: cannot use --sandbox {args.sandbox}: {safe_error(e)}" if getattr(args, "sandbox", None)
+        base.err(f"doctor: cannot use --sandbox {args.sandbox}: {safe_error(e)}" if getattr(args, "sandbox", None)
              else f"doctor: {safe_error(e)}")
-        return _finish(args, sink, USAGE, error="bad --sandbox" if getattr(args, "sandbox", None) else "bad setup")
-    _install_sigint(ctx)
+        return base.finish(args, sink, USAGE, error="bad --sandbox" if getattr(args, "sandbox", None) else "bad setup")
+    base.install_sigint(ctx)
     kw: dict[str, Any] = {"expected_workers": cfg.cluster.workers}  # keybuzz.yaml's, unless the flag says otherwise
     if args.expected_workers is not None:
         kw["expected_workers"] = args.expected_workers
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         rep = doctor.run(ctx, skip=_ids(args.skip), only=_ids(args.only) or None, probes=not args.no_probes, **kw)
     except doctor.UnknownCheck as e:
-        _err(f"doctor: {e}")
-        return _finish(args, sink, USAGE, error=str(e))
+        base.err(f"doctor: {e}")
+        return base.finish(args, sink, USAGE, error=str(e))
     finally:
         ctx.close()
     if args.report:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         Path(args.report).write_text(text, encoding="utf-8")
     code = rep.exit_code()
     _print_diagnosis(sink, rep)
-    return _finish(args, sink, code, status=rep.status, summary=rep.summary(), diagnosis=rep.diagnosis.to_dict(),
+    return base.finish(args, sink, code, status=rep.status, summary=rep.summary(), diagnosis=rep.diagnosis.to_dict(),
                    failed=[r.check for r in rep.failed], skipped_on_request=rep.skipped_on_request,
                    cancelled=rep.cancelled, probe=rep.probe, **({"report": args.report} if args.report else {}))
 

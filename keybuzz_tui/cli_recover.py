@@ -31,14 +31,14 @@ SETTLE = 5.0  # seconds before validating once more when checks fail right after
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from .cli import _common
+    from .cli import add_common_options
 
     rec = subparsers.add_parser(
         "recover", help="show the drift from keybuzz.yaml and the runs that stopped halfway (changes nothing)",
         description="Compare keybuzz.yaml and the keyring with the live platform: missing, changed and extra objects, "
         "Hetzner resources, interrupted runs. Exit 0 no drift, 1 drift found.",
     )
-    _common(rec)
+    add_common_options(rec)
     rec.set_defaults(run=_guarded(_cmd_recover))
 
     rep = subparsers.add_parser(
@@ -47,7 +47,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Load Balancer, restore DNS, move a classic install to the hostNetwork topology (deleting the classic "
         "objects only after the new pods serve), then validate.",
     )
-    _common(rep)
+    add_common_options(rep)
     rep.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     rep.add_argument("--allow-destructive", action="store_true", help="with --yes: also delete what the plan lists as destructive")
     rep.add_argument("--take-over-stale-lock", action="store_true", help="take over a platform lock whose holder stopped renewing it (journaled)")
@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "rollback", help="take an app's DaemonSet back to an earlier revision",
         description="List the app's DaemonSet revisions with what changed in each, then roll back (default: the previous revision).",
     )
-    _common(rb)
+    add_common_options(rb)
     rb.add_argument("app", metavar="APP", help="the app (its DaemonSet), e.g. keybuzz-api")
     rb.add_argument("--revision", type=int, help="the revision to go back to (default: the previous one)")
     rb.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -80,7 +80,7 @@ def _guarded(fn: Any) -> Any:
         try:
             return int(fn(args))
         except _Usage as e:
-            base._err(str(e))
+            base.err(str(e))
             return USAGE
 
     run.__name__ = fn.__name__.lstrip("_")
@@ -141,17 +141,17 @@ def _setup(args: argparse.Namespace) -> tuple[Any, _Sink]:
     if getattr(args, "sandbox", None) and not (Path(args.sandbox) / "sandbox.json").exists():
         raise _Usage(f"{args.sandbox} is not the state directory of a running sandbox (no sandbox.json): "
                      "start one with `keybuzz-tui sandbox --state-dir DIR`")
-    cfg = base._load_config(args)
-    sink = _Sink(base._sink(args))
-    ctx = base._context(args, cfg, sink)
-    base._install_sigint(ctx)
+    cfg = base.load_config(args)
+    sink = _Sink(base.make_sink(args))
+    ctx = base.make_context(args, cfg, sink)
+    base.install_sigint(ctx)
     return ctx, sink
 
 
 def _finish(args: argparse.Namespace, sink: _Sink, code: int, **result: Any) -> int:
     from . import cli as base
 
-    return base._finish(args, sink.inner, code, **result)
+    return base.finish(args, sink.inner, code, **result)
 
 
 def _reach(ctx: Any, args: argparse.Namespace, sink: _Sink) -> int | None:
@@ -163,10 +163,10 @@ def _reach(ctx: Any, args: argparse.Namespace, sink: _Sink) -> int | None:
     try:
         pf = preflight.run(ctx)
     except Exception as e:
-        base._err(f"cannot use the kubeconfig: {safe_error(e)}")
+        base.err(f"cannot use the kubeconfig: {safe_error(e)}")
         return _finish(args, sink, UNREACHABLE, error=safe_error(e))
     if not pf.reachable:
-        base._err(pf.user_message)
+        base.err(pf.user_message)
         return _finish(args, sink, CREDENTIALS if "refused us: 401" in pf.user_message else UNREACHABLE, error=pf.user_message)
     return None
 
@@ -236,7 +236,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:  # noqa: C901 - the confirmati
     from .redact import safe_error
 
     ctx, sink = _setup(args)
-    code = base._guard_preflight(ctx, args, sink.inner, need_hcloud=True)
+    code = base.guard_preflight(ctx, args, sink.inner, need_hcloud=True)
     if code is not None:
         return code
     try:
@@ -279,10 +279,10 @@ def _cmd_repair(args: argparse.Namespace) -> int:  # noqa: C901 - the confirmati
                     take_over = True
                     continue
                 msg, fix = _lock_message(e, args)
-                base._err(f"{msg}\n  -> {fix}")
+                base.err(f"{msg}\n  -> {fix}")
                 return _finish(args, sink, CONFLICTS, error=msg, holder=e.info.holder)
             except recovery.RepairRefused as e:
-                base._err(f"{e}\n  -> {e.remediation}" if e.remediation else str(e))
+                base.err(f"{e}\n  -> {e.remediation}" if e.remediation else str(e))
                 return _finish(args, sink, USAGE if isinstance(e, recovery.DestructiveNotAllowed) else CONFLICTS, error=str(e))
     except (kubeio.KubeError, kubeio.Unreachable) as e:  # the lock's own calls (a 403 on leases, the API gone)
         code = UNREACHABLE if isinstance(e, kubeio.Unreachable) else (CREDENTIALS if getattr(e, "status", 0) in (401, 403) else FAILED)
@@ -324,7 +324,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     ctx, sink = _setup(args)
     apps = [a.name for a in ctx.config.apps]
     if args.app not in apps:
-        base._err(f"no app {args.app!r} in keybuzz.yaml; apps: {', '.join(apps)}")
+        base.err(f"no app {args.app!r} in keybuzz.yaml; apps: {', '.join(apps)}")
         return _finish(args, sink, USAGE, error=f"unknown app {args.app}")
     code = _reach(ctx, args, sink)
     if code is not None:
@@ -332,7 +332,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     try:
         revs = recovery.revisions(ctx, args.app)
     except RolloutError as e:
-        base._err(f"{e}\n  -> {e.remediation}" if e.remediation else str(e))
+        base.err(f"{e}\n  -> {e.remediation}" if e.remediation else str(e))
         return _finish(args, sink, USAGE, error=str(e))
     lines = [f"{args.app}: {len(revs)} revision(s)"]
     for r in revs:
@@ -360,10 +360,10 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
                     take_over = True
                     continue
                 msg, fix = _lock_message(e, args)
-                base._err(f"{msg}\n  -> {fix}")
+                base.err(f"{msg}\n  -> {fix}")
                 return _finish(args, sink, CONFLICTS, error=msg, holder=e.info.holder)
     except RolloutError as e:
-        base._err(f"{e}\n  -> {e.remediation}" if e.remediation else str(e))
+        base.err(f"{e}\n  -> {e.remediation}" if e.remediation else str(e))
         return _finish(args, sink, USAGE, error=str(e))
     except (kubeio.KubeError, kubeio.Unreachable) as e:
         code = UNREACHABLE if isinstance(e, kubeio.Unreachable) else (CREDENTIALS if getattr(e, "status", 0) in (401, 403) else FAILED)

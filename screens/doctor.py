@@ -319,6 +319,7 @@ words, with the evidence and what to do.
             diag.border_title = "Diagnosis"
             with VerticalScroll(id="causes"):
                 yield Static(Text("The diagnosis comes when the checks are done.", style="italic"), id="diagnosis-placeholder")
+                yield Vertical(id="cause-list")
         with Vertical(id="doctor-main"):
             checks: DataTable[Any] = DataTable(id="doctor-checks", cursor_type="row", show_header=False)
             checks.border_title = "Checks by layer"
@@ -696,25 +697,26 @@ words, with the evidence and what to do.
     # --- the diagnosis -----------------------------------------------------------------------------
 
     def _render_diagnosis_placeholder(self, text: str | Text) -> None:
-        box = self.query_one("#causes", VerticalScroll)
-        box.remove_children()
-        box.mount(Static(text if isinstance(text, Text) else Text(text, style="italic"), id="diagnosis-placeholder"))
+        """No causes to show (yet): a sentence instead of the list."""
+        self.query_one("#cause-list", Vertical).remove_children()
+        holder = self.query_one("#diagnosis-placeholder", Static)
+        holder.update(text if isinstance(text, Text) else Text(text, style="italic"))
+        holder.display = True
         self.query_one("#diagnosis", Vertical).border_subtitle = ""
 
     async def _render_diagnosis(self) -> None:
         rep = self.report
-        box = self.query_one("#causes", VerticalScroll)
-        await box.remove_children()
-        diag = self.query_one("#diagnosis", Vertical)
         if rep is None:
             return
         causes = list(rep.diagnosis.causes)
         if not causes:
             tone = "warn" if rep.cancelled else "ok"
             words = "Cancelled before the end: no diagnosis (r runs the doctor again)." if rep.cancelled else rep.diagnosis.summary
-            await box.mount(Static(status_text(self.app, tone, REDACTOR.redact(words)), id="diagnosis-placeholder"))
-            diag.border_subtitle = ""
+            self._render_diagnosis_placeholder(status_text(self.app, tone, REDACTOR.redact(words)))
             return
+        self.query_one("#diagnosis-placeholder", Static).display = False
+        box = self.query_one("#cause-list", Vertical)
+        await box.remove_children()
         await box.mount_all([CauseView(i, c) for i, c in enumerate(causes)])
         d = rep.diagnosis
         sub = f"{len(causes)} cause{'s' if len(causes) != 1 else ''}"
@@ -722,7 +724,7 @@ words, with the evidence and what to do.
             sub += f" · overlay {d.overlay}"
         if d.topology:
             sub += f" · topology {d.topology}"
-        diag.border_subtitle = sub
+        self.query_one("#diagnosis", Vertical).border_subtitle = sub
 
     @on(Button.Pressed, ".cause-action")
     def _cause_pressed(self, event: Button.Pressed) -> None:

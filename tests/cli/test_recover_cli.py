@@ -141,7 +141,7 @@ def test_interactive_repair_asks_twice_and_names_what_it_destroys(outage, tmp_pa
         if k.startswith("KEYBUZZ_"):
             monkeypatch.setenv(k, v)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(base, "_install_sigint", lambda ctx: None)
+    monkeypatch.setattr(base, "install_sigint", lambda ctx: None)
     questions: list[str] = []
     answers: list[bool] = []
 
