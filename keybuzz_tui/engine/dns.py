@@ -20,11 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cancel import Cancelled
 from ..config import Config
-from ..events import CheckResult, Info, ObjectApplied, ObjectPlanned, StepFinished, StepStarted, Warning_
+from ..events import CheckResult, Info, ObjectPlanned, StepFinished, StepStarted, Warning_
 from .context import Context
-from .lb import CloudError, call, explain, hcloud_client, journal_change, wait_action
+from .hcloudio import CloudError, applied, call, explain, finishing_on_failure, hcloud_client, wait_action
 from .plan import Change, FieldDiff, Plan
 
 STEP = "dns"
@@ -215,7 +214,7 @@ def apply(ctx: Context, plan: Plan, *, timeout: float = 300.0) -> Plan:
     mine = [c for c in plan.changes if c.layer == LAYER]
     ctx.emit(StepStarted(step=STEP, title="DNS"))
     done = 0
-    try:
+    with finishing_on_failure(ctx, STEP):
         todo = [c for c in mine if c.action in ("create", "update", "delete")]
         client = hcloud_client(ctx) if todo else None
         zone = _zone(ctx, client) if client is not None else None
@@ -231,14 +230,7 @@ def apply(ctx: Context, plan: Plan, *, timeout: float = 300.0) -> Plan:
                 continue
             extra = _converge(ctx, client, zone, c, timeout)
             done += 1
-            journal_change(ctx, c, **extra)
-            ctx.emit(ObjectApplied(step=STEP, action=c.action, kind=c.kind, name=c.name, detail=c.note))
-    except CloudError as e:
-        ctx.emit(StepFinished(step=STEP, status="fail", summary=e.message))
-        raise
-    except Cancelled:
-        ctx.emit(StepFinished(step=STEP, status="fail", summary="cancelled"))
-        raise
+            applied(ctx, STEP, c, **extra)
     manual = sum(1 for c in mine if c.action == "manual")
     summary = f"{done} record change(s) applied" + (f", {manual} to create by hand" if manual else "")
     ctx.emit(StepFinished(step=STEP, status="ok" if not manual else "warn", summary=summary))

@@ -55,7 +55,7 @@ def check_lb(ctx: Context, state: DoctorState) -> CheckOutcome:
     ev: dict[str, Any] = {"configuration": services.evidence, "services_status": services.status}
     try:
         st = state.lb_status()
-    except Exception as e:  # noqa: BLE001 - lb.CloudError and the like: the judgement above already says it
+    except Exception as e:  # noqa: BLE001 - hcloudio.CloudError and the like: the judgement above already says it
         st = None
         ev["status_error"] = safe_error(e)
     if st is not None:
@@ -91,7 +91,7 @@ FW_STATUS = {"ok": "ok", "info": "ok", "pending": "warn", "running": "warn", "wa
 
 def check_firewall(ctx: Context, state: DoctorState) -> CheckOutcome:
     from . import firewall
-    from .lb import CloudError
+    from .hcloudio import CloudError
 
     why = _token_unusable(state)
     if why:
@@ -121,7 +121,7 @@ NOT_EXPOSED = ("the project's own limits (how many Load Balancers, servers, cert
 
 
 def check_quotas(ctx: Context, state: DoctorState) -> CheckOutcome:
-    from .lb import rate_limit_state
+    from .hcloudio import rate_limit_state
 
     why = _token_unusable(state)
     if why:

@@ -108,7 +108,7 @@ class DoctorState(ValidationState):
         return self.once(("doctor", "token"), check)
 
     def lb_status(self) -> Any:
-        """lb.status (raises lb.CloudError: no token, API errors)."""
+        """lb.status (raises hcloudio.CloudError: no token, API errors)."""
         from . import lb
 
         return self.once(("doctor", "lb-status"), lambda: lb.status(quiet(self.ctx)))

@@ -22,12 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..cancel import Cancelled
 from ..config import Config
-from ..events import CheckResult, ObjectApplied, ObjectPlanned, StepFinished, StepStarted, Warning_
+from ..events import CheckResult, ObjectPlanned, StepFinished, StepStarted, Warning_
 from . import lb as lbmod
 from .context import Context
-from .lb import CloudError, call, hcloud_client, journal_change, wait_action
+from .hcloudio import CloudError, applied, call, finishing_on_failure, hcloud_client, wait_action
 from .plan import Change, FieldDiff, Plan
 
 STEP = "firewall"
@@ -315,16 +314,10 @@ def apply(ctx: Context, plan: Plan | None = None, *, allow_destructive: bool = F
         raise CloudError(f"the firewall plan cuts access: {notes}", "review it and confirm explicitly (allow_destructive / --yes)", "destructive")
     ctx.emit(StepStarted(step=STEP, title="Firewall"))
     done = 0
-    try:
+    with finishing_on_failure(ctx, STEP):
         if mine:
             client = hcloud_client(ctx)
             done = _converge(ctx, client, mine, timeout)
-    except CloudError as e:
-        ctx.emit(StepFinished(step=STEP, status="fail", summary=e.message))
-        raise
-    except Cancelled:
-        ctx.emit(StepFinished(step=STEP, status="fail", summary="cancelled"))
-        raise
     ctx.emit(StepFinished(step=STEP, status="ok", summary=f"{done} change(s) applied" if done else "nothing to change"))
     return p
 
@@ -370,8 +363,7 @@ def _converge(ctx: Context, client: Any, changes: list[Change], timeout: float) 
         else:
             continue
         done += 1
-        journal_change(ctx, c, **extra)
-        ctx.emit(ObjectApplied(step=STEP, action=c.action, kind=c.kind, name=c.name, detail=c.note))
+        applied(ctx, STEP, c, **extra)
     return done
 
 

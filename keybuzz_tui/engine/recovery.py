@@ -196,7 +196,7 @@ class DriftReport:
 
 
 def _problem(report: DriftReport, ctx: Context, layer: str, exc: BaseException, kind: str = "error") -> None:
-    from .lb import CloudError
+    from .hcloudio import CloudError
 
     msg = REDACTOR.redact(exc.message) if isinstance(exc, CloudError) else safe_error(exc)  # CloudError's str repeats the remediation
     remediation = str(getattr(exc, "remediation", "") or "")
@@ -301,11 +301,12 @@ def _topology(report: DriftReport, kplan: Plan, extras: list[recovery_extras.Ext
 
 def _hetzner(ctx: Context, report: DriftReport) -> None:
     from . import dns, firewall, lb
+    from .hcloudio import CloudError
 
     cfg = ctx.config
     try:
         lplan = lb.plan(ctx, target_mode=cfg.load_balancer.target_mode)
-    except lb.CloudError as e:
+    except CloudError as e:
         _problem(report, ctx, "hetzner", e)
         report.problems.append(LayerProblem("dns", "not compared: the Load Balancer could not be read (DNS must point at it)", str(e.remediation), "error"))
         return
@@ -320,13 +321,13 @@ def _hetzner(ctx: Context, report: DriftReport) -> None:
             _manual_dns(ctx, dplan, lb.addresses(ctx))
             report.take(dplan)
         report.checked.append("dns")
-    except lb.CloudError as e:
+    except CloudError as e:
         _problem(report, ctx, "dns", e)
     if cfg.firewall.mode == "manage":
         try:
             report.take(firewall.plan(ctx))
             report.checked.append("firewall")
-        except lb.CloudError as e:
+        except CloudError as e:
             _problem(report, ctx, "firewall", e)
 
 
@@ -349,7 +350,8 @@ def _manual_dns(ctx: Context, dplan: Plan, lb_ips: list[str]) -> None:
 def _dns_pending(ctx: Context) -> Plan:
     """The records of a Load Balancer that is (re)created: they will follow its new address, known
     only once it exists; the repair plans DNS again right after the LB step."""
-    from . import dns, lb
+    from . import dns
+    from .hcloudio import hcloud_client
 
     cfg = ctx.config
     out = Plan()
@@ -357,7 +359,7 @@ def _dns_pending(ctx: Context) -> Plan:
     zone = None
     client = None
     if cfg.dns.mode == "hetzner":
-        client = lb.hcloud_client(ctx)
+        client = hcloud_client(ctx)
         zone = dns._zone(ctx, client)
     for rec in records:
         live = dns._get_rrset(ctx, client, zone, rec.name, rec.type) if zone is not None else None

@@ -13,7 +13,7 @@ from support.engine_fixtures import engine_context
 
 from keybuzz_tui.config import Config
 from keybuzz_tui.engine import firewall, lb
-from keybuzz_tui.engine.lb import CloudError
+from keybuzz_tui.engine.hcloudio import CloudError
 from keybuzz_tui.events import ActionProgress, CheckResult
 
 

@@ -24,8 +24,8 @@ from support.engine_fixtures import DictSecrets, engine_context
 
 from keybuzz_tui.cancel import Cancelled
 from keybuzz_tui.config import Config
-from keybuzz_tui.engine import lb
-from keybuzz_tui.engine.lb import CloudError, explain
+from keybuzz_tui.engine import hcloudio, lb
+from keybuzz_tui.engine.hcloudio import CloudError, explain
 from keybuzz_tui.events import ActionProgress, Info, ObjectApplied, TargetHealth, Warning_
 
 
@@ -530,7 +530,7 @@ def test_wait_action_times_out_with_a_clear_message(world, tmp_path):
         client = ctx.hcloud()
         action = client.load_balancers.change_algorithm(LoadBalancer(id=live_lb(world).id), LoadBalancerAlgorithm(type="round_robin"))
         with pytest.raises(CloudError) as e:
-            lb.wait_action(ctx, client, action, what="changing the algorithm", timeout=0.3)
+            hcloudio.wait_action(ctx, client, action, what="changing the algorithm", timeout=0.3)
         assert e.value.code == "action_timeout" and "still running after" in e.value.message
         assert [x.status for x in rec.of(ActionProgress)][-1] == "running"
     finally:
