@@ -24,7 +24,7 @@ from .redact import safe_error
 
 OK, FAILED, USAGE, CONFLICTS, CREDENTIALS, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
-# Hetzner error codes (lb.CloudError.code) by exit code; the rest is a failed apply (1)
+# Hetzner error codes (hcloudio.CloudError.code) by exit code; the rest is a failed apply (1)
 _CLOUD_CREDENTIALS = {"unauthorized", "token_readonly", "forbidden", "no_token"}
 _CLOUD_UNREACHABLE = {"unreachable", "timeout", "maintenance", "unavailable", "bad_gateway"}
 _CLOUD_CONFLICTS = {"uniqueness_error", "source_port_already_used", "stale_plan", "conflict"}
@@ -66,7 +66,7 @@ def classify(e: BaseException) -> Problem:
     from .config import ConfigError
     from .credentials import CredentialError
     from .engine import kubeio
-    from .engine.lb import CloudError
+    from .engine.hcloudio import CloudError
     from .engine.lock import LockHeld
     from .engine.render import MissingSecret, RenderError
 

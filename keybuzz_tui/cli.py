@@ -421,13 +421,7 @@ COMMANDS = {"plan": cmd_plan, "apply": cmd_apply, "validate": cmd_validate, "por
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .config import ConfigError
-
-    try:
-        from .credentials import CredentialError
-    except ImportError:  # pragma: no cover - a partial install
-        CredentialError = ConfigError  # noqa: N806
-
+    # nothing heavy before dispatch: the wizard must paint before keyring or PyYAML load
     try:
         if args.command is None:
             from .app import run_wizard
@@ -438,16 +432,19 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return USAGE
         return int(handler(args))
-    except ConfigError as e:
-        err(str(e))
-        return fatal(args, USAGE, str(e))
-    except CredentialError as e:
-        err(str(e))
-        return fatal(args, CREDENTIALS, str(e))
     except KeyboardInterrupt:
         err("interrupted; what was applied is in the journal, and a re-run resumes from there")
         return fatal(args, INTERRUPTED, "interrupted", interrupted=True)
     except Exception as e:  # never a traceback for the operator (KEYBUZZ_DEBUG=1 shows it)
+        from .config import ConfigError
+        from .credentials import CredentialError
+
+        if isinstance(e, ConfigError):
+            err(str(e))
+            return fatal(args, USAGE, str(e))
+        if isinstance(e, CredentialError):
+            err(str(e))
+            return fatal(args, CREDENTIALS, str(e))
         from .apply_flow import classify
 
         if os.environ.get("KEYBUZZ_DEBUG"):

@@ -293,7 +293,7 @@ def repair(
 
 def _operator_error(e: BaseException) -> bool:
     """Errors that carry the operator's words (server refusals, unreachable APIs, cloud errors)."""
-    from .lb import CloudError
+    from .hcloudio import CloudError
     from .render import RenderError
     from .rollout import RolloutError
 
