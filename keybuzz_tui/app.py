@@ -487,6 +487,8 @@ class KeybuzzApp(App[int]):
         from .events import Warning_
 
         ev = msg.event
+        if msg.run == "plan":
+            return  # the Review step shows its plan's warnings in its own box
         if isinstance(ev, Warning_):
             text = ev.message + (f"\n→ {ev.remediation}" if ev.remediation else "")
             self.notify(text, title=ev.step or "warning", severity="warning", timeout=8, markup=False)
@@ -605,13 +607,17 @@ class KeybuzzApp(App[int]):
         scr = self.screen
         if isinstance(scr, HelpScreen):
             return
-        title = step_by_id(self.current_step).title if scr in self._step_screens.values() else (scr.name or type(scr).__name__)
+        title = step_by_id(self.current_step).title if scr in self._step_screens.values() else (getattr(scr, "HELP_TITLE", None) or scr.name or type(scr).__name__)
         help_text = getattr(scr, "HELP", None) or "No help for this screen yet."
         self.push_screen(HelpScreen(title, help_text, bindings_of(scr)))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for step in STEPS:
             yield SystemCommand(f"Go to step: {step.title}", f"Show the {step.title} step", lambda s=step.id: self.goto(s))
+        # --- issue 6: the Doctor and Recovery screens (keybuzz_tui/screens/doctor.py, recovery.py) ---
+        yield SystemCommand("Doctor", "Find why the platform is down: named checks, the diagnosis, the repair", self.action_doctor)
+        yield SystemCommand("Recovery", "Drift from keybuzz.yaml, repair, resume an interrupted run, rollback", self.action_recovery)
+        # --- end issue 6 ---
         yield SystemCommand("Toggle light/dark theme", "Switch between the light and dark themes", self.action_toggle_theme)
         yield SystemCommand("Export report", "Write what this session found (Markdown and JSON, no secrets)", self.action_export_report)
         yield SystemCommand("Show journal path", "Where every applied change is recorded", self.action_show_journal)
@@ -621,6 +627,19 @@ class KeybuzzApp(App[int]):
                 help_text = "Break the sandbox world on purpose" if switch.breaking else "Repair the sandbox world"
                 yield SystemCommand(f"Demo: {switch.title}", help_text, lambda a=action: self.demo_switch(a))
         yield from super().get_system_commands(screen)
+
+    # --- issue 6: the Doctor and Recovery screens ---
+    def action_doctor(self) -> None:
+        from .screens.doctor import open_doctor
+
+        open_doctor(self)
+
+    def action_recovery(self) -> None:
+        from .screens.recovery import open_recovery
+
+        open_recovery(self)
+
+    # --- end issue 6 ---
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"

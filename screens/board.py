@@ -112,8 +112,8 @@ watches, network probes (NodePorts, ingress, the LB, DNS, HTTPS) are repeated on
 - The header says how old the last refresh is and how many Kubernetes API requests it cost.
 
 Keys: `e` export the report (Markdown and JSON), `r` refresh now, `f` go to the wizard step that
-fixes the selected check, `s` (demo mode) break or repair the sandbox world on purpose,
-`tab` switch between the checks and the matrix, `esc` back.
+fixes the selected check, `d` open the Doctor (why it fails, and the repair), `s` (demo mode)
+break or repair the sandbox world on purpose, `tab` switch between the checks and the matrix, `esc` back.
 """
 
     BINDINGS = [
@@ -121,6 +121,7 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
         Binding("e", "export", "Export", id="board.export", tooltip="Write the report as Markdown and JSON files"),
         Binding("r", "refresh", "Refresh", id="board.refresh", tooltip="Run every check again now"),
         Binding("f", "fix", "Fix", id="board.fix", tooltip="Go to the wizard step that repairs the selected check"),
+        Binding("d", "doctor", "Doctor", id="board.doctor", tooltip="Open the Doctor: why checks fail, in plain words, and the repair"),
         Binding("s", "scenarios", "Scenarios", id="board.scenarios", tooltip="Demo: break (or repair) the sandbox world on purpose"),
         Binding("escape", "back", "Back", id="board.back", tooltip="Back to the previous step (the board keeps its state)"),
     ]
@@ -183,6 +184,7 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
         self._user_moved = False  # until the operator moves a cursor, the detail follows the first failure
         self._bindings_ready = False
         self._wide_labels = False
+        self._titles: list[int] | None = None  # the registry's check titles' lengths (column width)
 
     # --- layout ------------------------------------------------------------------------------
 
@@ -216,12 +218,25 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
             self._when_ready(self.start)
 
     def _check_columns(self, checks: DataTable[Any]) -> None:
-        """Status, check and detail columns sized to the table (nothing scrolls sideways)."""
+        """Status, check and detail columns sized to the table (nothing scrolls sideways). The
+        check's title is the key text: as wide as the longest title, leaving the detail (also in
+        the detail pane) at least 20 columns."""
         width = max(60, (checks.size.width or self.app.size.width) - 4)
-        title_w = min(44, max(24, width // 3))
+        title_w = max(24, min(self._longest_title(), width - 9 - 6 - 20))
         checks.add_column("Status", key="status", width=9)
         checks.add_column("Check", key="title", width=title_w)
         checks.add_column("Detail", key="detail", width=max(12, width - 9 - title_w - 6))
+
+    def _longest_title(self) -> int:
+        titles = [len((c.title or c.check) + (f" [{c.node}]" if c.node else "")) for c in self.checks.values()]
+        if self._titles is None:
+            try:
+                from keybuzz_tui.engine.checks_registry import build_checks
+
+                self._titles = [len(c.title) for c in build_checks(self.app.config)]  # type: ignore[attr-defined]
+            except Exception:
+                self._titles = []
+        return max([*titles, *self._titles, 24])
 
     def _matrix_columns(self, matrix: DataTable[Any]) -> None:
         width = 13 if self._wide_labels else 8
@@ -647,6 +662,12 @@ fixes the selected check, `s` (demo mode) break or repair the sandbox world on p
     def action_back(self) -> None:
         step_back(self)
 
+    def action_doctor(self) -> None:
+        """Issue 6: the Doctor on top of the board (the board keeps running underneath)."""
+        from keybuzz_tui.screens.doctor import open_doctor
+
+        open_doctor(self.app)
+
     def action_fix(self) -> None:
         goto = getattr(self.app, "goto", None)
         if not callable(goto):
@@ -756,7 +777,21 @@ class ScenarioSwitcher(ModalScreen[str | None]):
     ScenarioSwitcher OptionList { height: auto; max-height: 14; }
     ScenarioSwitcher #switch-what { height: auto; padding-top: 1; color: $text-muted; }
     """
-    BINDINGS = [Binding("escape", "dismiss_none", "Close", id="switch.close")]
+    HELP_TITLE = "Demo: scenario switcher"
+    HELP = """\
+**Break the demo world on purpose**, then watch the board find it and read its diagnosis.
+
+- The **✗** entries break something production has seen (a blocked overlay, a taken port, a
+  firewall drop on one worker, a failing registry, a stopped worker); each says what to expect.
+- The **✓** entries repair them.
+- **↑ ↓** to choose, **Enter** applies, **Esc** closes without changing anything.
+
+Everything happens inside the sandbox world of `keybuzz-tui --demo`; nothing leaves this machine.
+"""
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Close", id="switch.close", tooltip="Close without changing anything"),
+        Binding("f1", "app.help", "Help", tooltip="What the switches do"),
+    ]
 
     def compose(self) -> ComposeResult:
         from keybuzz_tui.app import DEMO_SWITCHES

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keybuzz_tui.screens.bridge import EngineBridge
+from keybuzz_tui.screens.widgets import Tones  # re-exported: the progress screens import it from here
 from rich.style import Style
 from rich.text import Text
 from textual import on, work
@@ -44,38 +45,9 @@ SYMBOL = {
     "unreached": "·",
 }
 WORD = {"ok": "ok", "fail": "fail", "warn": "warn", "pending": "pending", "running": "running", "skip": "skipped", "info": "info", "unknown": "unknown"}
-_TONE_VAR = {"ok": "text-success", "fail": "text-error", "warn": "text-warning", "running": "text-primary", "info": "text-primary"}
 
 
 # --- styling -----------------------------------------------------------------------------------
-
-
-class Tones:
-    """Rich styles per status, taken from the app's current theme (light or dark)."""
-
-    _cache: dict[str, dict[str, Style]] = {}
-
-    @classmethod
-    def of(cls, app: Any) -> dict[str, Style]:
-        name = str(getattr(app, "theme", "") or "")
-        found = cls._cache.get(name)
-        if found is None:
-            try:
-                variables = app.get_css_variables()
-            except Exception:
-                variables = {}
-            found = {}
-            for status, var in _TONE_VAR.items():
-                colour = str(variables.get(var, "")).strip()
-                found[status] = Style(color=colour[:7], bold=status in ("ok", "fail")) if colour.startswith("#") else Style(bold=True)
-            found["pending"] = Style(dim=True)
-            found["skip"] = Style(dim=True)
-            found["unreached"] = Style(dim=True, italic=True)
-            found["unknown"] = Style(dim=True)
-            err = str(variables.get("error", "#B93C5B"))[:7]
-            found["first"] = Style(color="#ffffff", bgcolor=err if err.startswith("#") else "red", bold=True)
-            cls._cache[name] = found
-        return found
 
 
 def status_text(app: Any, status: str, label: str | None = None, *, symbol: str | None = None) -> Text:
@@ -126,11 +98,23 @@ class MarkdownConfirm(ModalScreen[bool]):
     MarkdownConfirm Markdown { margin: 0; padding: 0; }
     MarkdownConfirm Horizontal { height: auto; align-horizontal: right; padding-top: 1; }
     MarkdownConfirm Button { margin-left: 2; }
+    MarkdownConfirm #confirm-keys { width: 1fr; height: 3; content-align: left middle; color: $text-muted; }
     """
+    HELP_TITLE = "Question"
+    HELP = """\
+**A question before something changes.** The text says exactly what will happen.
+
+- **y** answers yes (the orange button), **n** or **Esc** answers no: nothing changes;
+- **Tab** / **←** / **→** move between the buttons, **Enter** presses the highlighted one
+  (*Cancel* is highlighted when the question opens).
+"""
     BINDINGS = [
-        Binding("escape", "answer(False)", "No", id="confirm.no"),
-        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n", "answer(False)", "No", show=False),
+        Binding("escape", "answer(False)", "No", id="confirm.no", tooltip="Answer no: nothing changes"),
+        Binding("f1", "app.help", "Help", show=False, tooltip="How to answer this question"),
+        Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="Answer yes"),
+        Binding("n", "answer(False)", "No", show=False, tooltip="Answer no: nothing changes"),
+        Binding("left", "app.focus_previous", "Previous button", show=False),
+        Binding("right", "app.focus_next", "Next button", show=False),
     ]
 
     def __init__(self, title: str, body: str, *, yes: str = "Yes", no: str = "Cancel") -> None:
@@ -143,6 +127,7 @@ class MarkdownConfirm(ModalScreen[bool]):
             with VerticalScroll():
                 yield Markdown(self._body, id="confirm-body")
             with Horizontal():
+                yield Label("y: yes · n / Esc: no · Enter: the highlighted button", classes="muted", id="confirm-keys")
                 yield Button(self._no, id="no", variant="default")
                 yield Button(self._yes, id="yes", variant="warning")
 
@@ -226,9 +211,10 @@ class StepHost(App[None]):
         from keybuzz_tui.screens.widgets import HelpScreen, bindings_of
 
         screen = self.screen
-        if isinstance(screen, ModalScreen):
+        if isinstance(screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(str(screen.TITLE or type(screen).__name__), screen.HELP or "", bindings_of(screen)))
+        title = getattr(screen, "HELP_TITLE", None) or str(screen.TITLE or type(screen).__name__)
+        self.push_screen(HelpScreen(title, getattr(screen, "HELP", None) or "", bindings_of(screen)))
 
     def demo_switch(self, action: str) -> None:
         """Break (or repair) the sandbox world, in a thread worker; a notification says what
@@ -260,7 +246,9 @@ def fill_plan_table(app: Any, table: Any, changes: list[Any]) -> None:
     Column widths follow the table's width so nothing scrolls sideways at 80 columns; the full
     diff of a row is one Enter away (the screens log it)."""
     width = max(60, (table.size.width or table.app.size.width) - 4)
-    res_w = min(34, max(18, width // 3))
+    # the resource is the key text: as wide as its longest name, leaving "What changes" 20 columns
+    longest = max((len(f"{c.kind} {c.name}") for c in changes), default=18)
+    res_w = max(18, min(longest, width - 11 - 6 - 20))
     what_w = max(12, width - 11 - res_w - 6)
     table.clear(columns=True)
     table.add_column("Action", key="action", width=11)

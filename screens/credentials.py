@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from keybuzz_tui.screens.widgets import StatusBadge, StepScreen
+from keybuzz_tui.screens.widgets import StatusBadge, StepScreen, tone
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -478,7 +478,7 @@ class CredentialsScreen(StepScreen):
         self.stored_names = list(msg.stored)
         status = self.query_one("#save-status", Static)
         if msg.error:
-            status.update(Text(f"✗ {msg.error}", style="bold red"))
+            status.update(Text(f"✗ {msg.error}", style=tone(self.app, "fail")))
             box = self.query_one("#keyring-text", Static)
             if msg.remediation:
                 box.set_classes("error-box")
@@ -486,8 +486,10 @@ class CredentialsScreen(StepScreen):
             self.notify(msg.error, title="Not saved", severity="error", markup=False, timeout=10)
         else:
             n = len(msg.stored)
-            status.update(Text(f"✓ stored {n} secret{'s' if n != 1 else ''} in the keyring" + (f" ({len(msg.generated)} generated)" if msg.generated else ""), style="green"))
-            self.notify(f"Stored {n} secret(s) in {self.kb.keyring_description or 'the keyring'}.", title="Saved", markup=False)
+            stored = f"✓ stored {n} secret{'s' if n != 1 else ''} in the keyring" + (f" ({len(msg.generated)} generated)" if msg.generated else "")
+            status.update(Text(stored, style=tone(self.app, "ok")) + Text(" · ctrl+n: next step (Ports)", style="dim"))
+            where = self.kb.keyring_description or "the OS keyring"
+            self.notify(f"Stored {n} secret{'s' if n != 1 else ''}. Keyring: {where}.", title="Saved", markup=False)
         # the widgets forget the values: what is stored is shown masked from now on
         for f in self.fields:
             if f.name in msg.stored:

@@ -171,21 +171,20 @@ class CauseView(Vertical):
         tone = SEVERITY_TONE.get(c.severity, "info")
         head.append(f"{self.index + 1}. {'✗' if tone == 'fail' else '!' if tone == 'warn' else '·'} {c.severity}", style=tones.get(tone, Style()))
         head.append(f"  {REDACTOR.redact(c.title)}", style="bold")
-        head.append("\n" + REDACTOR.redact(c.explanation))
         yield Static(head, classes="cause-text")
         with Horizontal(classes="cause-actions"):
             variant = "warning" if c.action == "repair" else "primary" if c.action == "credentials" else "default"
             yield Button(ACTION_LABEL.get(c.action, "What to do"), id=f"cause-{self.index}", classes="cause-action", variant=variant, compact=True)
             if c.next_command:
                 yield Static(Text(f"  next: {c.next_command}", style="dim", no_wrap=True, overflow="ellipsis"), classes="cause-next")
-        lines = [e for e in (c.evidence or []) if e]
+        yield Static(Text(REDACTOR.redact(c.explanation)), classes="cause-text")
+        lines = [REDACTOR.redact(e) for e in (c.evidence or []) if e]
         if lines:
-            ev_text = Text(no_wrap=True, overflow="ellipsis")
-            for i, line in enumerate(lines):
-                if i:
-                    ev_text.append("\n")
-                ev_text.append(" › " + REDACTOR.redact(line), style="dim" if i else "")
-            yield Static(ev_text, classes="cause-evidence")
+            # the first line (the plain-words summary) in full, the others one line each: the
+            # whole of each is in its check's evidence pane and in the exported report
+            yield Static(Text(" › " + lines[0]), classes="cause-plain")
+        if len(lines) > 1:
+            yield Static(Text("\n".join(" › " + line for line in lines[1:]), style="dim"), classes="cause-evidence")
 
 
 class FixModal(ModalScreen[None]):
@@ -262,9 +261,9 @@ words, with the evidence and what to do.
         Binding("c", "cancel", "Cancel", id="doctor.cancel", tooltip="Stop the run; the doctor deletes its probe pods first"),
         Binding("s", "toggle_skip", "Skip", id="doctor.skip", tooltip="Skip the selected check on purpose in the next run (again: include it)"),
         Binding("p", "toggle_probes", "Probes", id="doctor.probes", tooltip="Probe pods on/off (off: the overlay is not tested)"),
-        Binding("a", "act", "Act on cause 1", id="doctor.act", tooltip="The first cause's action: repair, credentials, or what to do"),
+        Binding("a", "act", "Cause 1", id="doctor.act", tooltip="The first cause's action: repair, credentials, or what to do"),
         Binding("e", "export", "Export", id="doctor.export", tooltip="Write the report as Markdown and JSON (no secrets)"),
-        Binding("escape", "back", "Back / cancel", id="doctor.back", tooltip="Cancel a running doctor; otherwise go back"),
+        Binding("escape", "back", "Back", id="doctor.back", tooltip="Cancel a running doctor; otherwise go back"),
         Binding("ctrl+n", "wizard_step('next')", "Next", show=False),
         Binding("ctrl+b", "wizard_step('prev')", "Back", show=False),
     ]
@@ -577,14 +576,15 @@ words, with the evidence and what to do.
             fn()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys that cannot act now are hidden (False) or greyed (None)."""
         if action == "cancel":
-            return True if self.running else None
+            return self.running
         if action == "run":
             return None if self.running else True
         if action == "export":
             return True if self.report is not None else None
         if action == "act":
-            return True if self.report is not None and self.report.diagnosis.causes else None
+            return bool(self.report is not None and self.report.diagnosis.causes)
         return True
 
     # --- skip and probes -------------------------------------------------------------------------
@@ -788,7 +788,7 @@ words, with the evidence and what to do.
     # --- the head line -----------------------------------------------------------------------------
 
     def _render_head(self) -> None:
-        if not self.is_mounted:
+        if not self.query("#doctor-head"):
             return
         rows = list(self.rows.values())
         done = [r for r in rows if r.status not in ("pending", "running")]
@@ -826,20 +826,23 @@ class DoctorOffer(Button):
     Doctor. Mounted by Welcome next to *Re-validate / repair*."""
 
     class Checked(Message):
-        def __init__(self, failing: list[str], total: int, error: str = "") -> None:
+        def __init__(self, failing: list[str], total: int, error: str = "", *, seq: int = 0) -> None:
             super().__init__()
-            self.failing, self.total, self.error = failing, total, error
+            self.failing, self.total, self.error, self.seq = failing, total, error, seq
 
     def __init__(self) -> None:
         super().__init__("Doctor…", id="doctor-offer", variant="warning", classes="hidden")
         self.failing: list[str] = []
         self.checked_for: Any = None
+        self.checks = 0  # quick validations started; only the latest one's answer counts
 
     def on_mount(self) -> None:
         self.watch(self.app, "detected", self._detected, init=True)
 
     def _detected(self, d: Any) -> None:
-        if d is None or getattr(d, "error", "") or not getattr(d, "installed", False):
+        if d is None:
+            return  # detection is running again: keep the last answer until it says otherwise
+        if getattr(d, "error", "") or not getattr(d, "installed", False):
             self.add_class("hidden")
             return
         if self.checked_for is d:
@@ -847,23 +850,31 @@ class DoctorOffer(Button):
         self.checked_for = d
         bridge = getattr(self.app, "bridge", None)
         if bridge is not None:
-            self.run_worker(lambda: self._quick_validate(bridge), thread=True, exclusive=True, group="doctor-offer",
+            self.checks += 1
+            seq = self.checks
+            self.run_worker(lambda: self._quick_validate(bridge, seq), thread=True, exclusive=True, group="doctor-offer",
                             exit_on_error=False, description="quick validation (is the platform up?)")
 
-    def _quick_validate(self, bridge: Any) -> None:
+    def _quick_validate(self, bridge: Any, seq: int) -> None:
         try:
             from keybuzz_tui.engine import validate
 
             with bridge.run(self, name="quick-validate") as ctx:
                 rep = validate.validate(ctx, skip={"trace"}, http_timeout=QUICK_HTTP_TIMEOUT)
+            if rep.cancelled:
+                return
             failing = [r.check for r in rep.results if r.status == "fail"]
-            self.post_message(self.Checked(failing, len(rep.results)))
+            self.post_message(self.Checked(failing, len(rep.results), seq=seq))
         except Exception as e:
-            self.post_message(self.Checked([], 0, safe_error(e)))
+            self.post_message(self.Checked([], 0, safe_error(e), seq=seq))
 
     def on_doctor_offer_checked(self, msg: Checked) -> None:
         msg.stop()
-        if msg.error or not msg.failing:
+        if msg.seq != self.checks:
+            return  # a newer detection started another check
+        if msg.error:
+            return  # the validation could not run: Welcome already says what is wrong with the platform
+        if not msg.failing:
             self.add_class("hidden")
             return
         self.failing = msg.failing

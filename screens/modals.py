@@ -20,6 +20,9 @@ from textual.widgets import Button, Static
 class HelpScreen(ModalScreen[None]):
     """F1: the screen's HELP text and the keys that work on it right now."""
 
+    HELP_TITLE = "Help"
+    HELP = "This is the help. **Esc**, **F1** or **q** closes it."
+
     BINDINGS: ClassVar[list[Any]] = [
         Binding("escape,f1,q", "dismiss", "Close help", tooltip="Close this help and go back to the screen"),
     ]
@@ -59,10 +62,27 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+CHOICE_KEYS = "Enter: the highlighted choice · Tab or ← →: another choice · Esc: cancel"
+CHOICE_HELP = """\
+**A question before something changes.** Read what each choice does, then:
+
+- **Enter** picks the highlighted choice (the first one is highlighted when the question opens);
+- **Tab** / **Shift+Tab** or **←** / **→** move between the choices, or click one;
+- **Esc** closes the question without choosing: nothing changes.
+"""
+
+
 class ConfirmModal(ModalScreen[str]):
     """A question with explicit choices; dismisses with the chosen id ("cancel" on Escape)."""
 
-    BINDINGS: ClassVar[list[Any]] = [Binding("escape", "choose('cancel')", "Cancel", tooltip="Close without choosing")]
+    HELP_TITLE = "Question"
+    HELP = CHOICE_HELP
+    BINDINGS: ClassVar[list[Any]] = [
+        Binding("escape", "choose('cancel')", "Cancel", tooltip="Close without choosing"),
+        Binding("f1", "app.help", "Help", tooltip="How to answer this question"),
+        Binding("left", "app.focus_previous", "Previous choice", show=False, tooltip="Highlight the previous choice"),
+        Binding("right", "app.focus_next", "Next choice", show=False, tooltip="Highlight the next choice"),
+    ]
     DEFAULT_CSS = """
     ConfirmModal { align: center middle; }
     ConfirmModal > Vertical { width: 80%; max-width: 90; height: auto; max-height: 90%; border: thick $warning; background: $surface; padding: 1 2; }
@@ -70,6 +90,7 @@ class ConfirmModal(ModalScreen[str]):
     ConfirmModal #confirm-body { margin: 1 0; height: auto; }
     ConfirmModal Horizontal { height: auto; }
     ConfirmModal Button { margin-right: 1; }
+    ConfirmModal #confirm-keys { color: $text-muted; margin-top: 1; }
     """
 
     def __init__(self, title: str, body: str, choices: list[tuple[str, str, str]]) -> None:
@@ -86,6 +107,7 @@ class ConfirmModal(ModalScreen[str]):
             with Horizontal():
                 for cid, label, variant in self.choices:
                     yield Button(label, id=f"choice-{cid}", variant=variant)  # type: ignore[arg-type]
+            yield Static(CHOICE_KEYS, id="confirm-keys")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -12,7 +12,7 @@ import copy
 import re
 from typing import Any, ClassVar
 
-from keybuzz_tui.screens.widgets import ConfirmModal, StepScreen, status_text
+from keybuzz_tui.screens.widgets import ConfirmModal, StepScreen, status_text, tone
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -38,7 +38,7 @@ def what_of(c: Any) -> str:
     return c.app
 
 
-def row_cells(c: Any) -> dict[str, Any]:
+def row_cells(c: Any, app: Any = None) -> dict[str, Any]:
     st, word = STATUS_LABEL.get(c.status, ("info", c.status))
     holder = ", ".join(c.holders) if c.holders and c.status in ("conflict", "invalid") else ("—" if not c.holders else ", ".join(c.holders))
     sugg = ", ".join(str(p) for p in c.suggestions)
@@ -46,8 +46,8 @@ def row_cells(c: Any) -> dict[str, Any]:
         "what": what_of(c),
         "port": Text(str(c.port), justify="right"),
         "kind": KIND_LABEL.get(c.kind, c.kind),
-        "status": status_text(st, word),
-        "holder": Text(holder, style="red" if c.failed else "dim"),
+        "status": status_text(st, word, app),
+        "holder": Text(holder, style=tone(app, "fail") if c.failed else "dim"),
         "suggestion": sugg,
     }
 
@@ -188,7 +188,7 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
     def _scanned(self, msg: Scanned) -> None:
         self.scanning = False
         if msg.error:
-            self.query_one("#ports-summary", Static).update(Text(f"✗ the scan failed: {msg.error}\n→ fix the cause, then press r to rescan", style="bold red"))
+            self.query_one("#ports-summary", Static).update(Text(f"✗ the scan failed: {msg.error}\n→ fix the cause, then press r to rescan", style=tone(self.app, "fail")))
             return
         self.kb.port_inventory, self.kb.port_checks = msg.inventory, msg.checks
         self._show(msg.inventory, msg.checks)
@@ -202,7 +202,7 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
             table.clear()
             self._cells.clear()
             for c in checks:
-                cells = row_cells(c)
+                cells = row_cells(c, self.app)
                 table.add_row(*(cells[k] for _, k in COLUMNS), key=c.field)
                 self._cells[c.field] = {k: _plain(v) for k, v in cells.items()}
         self.checks = list(checks)
@@ -218,14 +218,24 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
         lo, hi = inv.nodeport_range
         head = Text()
         if bad:
-            head.append(f"✗ {len(bad)} port problem{'s' if len(bad) > 1 else ''}", style="bold red")
+            head.append(f"✗ {len(bad)} port problem{'s' if len(bad) > 1 else ''}", style=tone(self.app, "fail"))
             head.append(": select the red row, read who holds it, type a free port")
         else:
-            head.append(f"✓ {len(checks)} ports checked, no conflict", style="bold green")
+            head.append(f"✓ {len(checks)} ports checked, no conflict", style=tone(self.app, "ok"))
         probed = " · probed" if inv.probed else ""
         head.append(f"\nNodePort range {lo}-{hi} · {inv.requests} API requests{probed}", style="dim")
         self.query_one("#ports-summary", Static).update(head)
         self.kb.mark_done(self.STEP, not bad)
+
+    def repaint_theme(self) -> None:
+        """The table's status and holder cells and the summary, in the new theme's colours."""
+        if self.inventory is not None:
+            selected = self._selected
+            cursor = self.query_one("#ports-table", DataTable).cursor_row
+            self._show(self.inventory, self.checks)
+            self.query_one("#ports-table", DataTable).move_cursor(row=cursor)
+            if selected:
+                self._select(selected)
 
     def recheck(self) -> list[str]:
         """Judge the current answers against the last scan (no API call); update changed cells
@@ -239,7 +249,7 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
         changed: list[str] = []
         with self.app.batch_update():
             for c in new:
-                cells = row_cells(c)
+                cells = row_cells(c, self.app)
                 old = self._cells.get(c.field, {})
                 touched = False
                 for key, value in cells.items():
@@ -267,8 +277,11 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
             return
         text = Text()
         text.append(c.title, style="bold")
+        if c.remediation and c.failed:
+            # what to do first: on a small terminal the panel shows its first lines only
+            text.append(f"\n→ {c.remediation}", style="bold")
         text.append(f"\n{c.detail}")
-        if c.remediation:
+        if c.remediation and not c.failed:
             text.append(f"\n→ {c.remediation}", style="bold")
         text.append(f"\nrule: {c.rule} · keybuzz.yaml: {c.field}", style="dim")
         self.query_one("#port-text", Static).update(text)
@@ -306,7 +319,7 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
             return False
         reason = self.refusal(field, raw)
         if reason:
-            err.update(Text(f"✗ refused: {reason}", style="bold red"))
+            err.update(Text(f"✗ refused: {reason}", style=tone(self.app, "fail")))
             return False
         value = int(raw.strip())
         before = get_field(self.kb.config, field)
@@ -314,9 +327,9 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
         self.recheck()
         c = self.check_for(field)
         if c is not None and c.failed:
-            err.update(Text(f"{field}: {before} → {value}, but it is {c.status}: {c.detail}", style="yellow"))
+            err.update(Text(f"{field}: {before} → {value}, but it is {c.status}: {c.detail}", style=tone(self.app, "warn", bold=False)))
         else:
-            err.update(Text(f"✓ {field}: {before} → {value} (saved to keybuzz.yaml when you leave, or ctrl+s on Review)", style="green"))
+            err.update(Text(f"✓ {field}: {before} → {value} (saved to keybuzz.yaml when you leave, or ctrl+s on Review)", style=tone(self.app, "ok", bold=False)))
         return True
 
     def refusal(self, field: str, raw: str) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from keybuzz_tui.screens.widgets import ConfirmModal, StepScreen
+from keybuzz_tui.screens.widgets import ConfirmModal, StepScreen, tone
+from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,19 +24,25 @@ from textual.widgets import Button, DataTable, Static
 
 from keybuzz_tui.redact import REDACTOR, safe_error
 
-ACTION_STYLE = {"create": ("+", "green"), "update": ("~", "yellow"), "unchanged": ("=", "dim"), "delete": ("-", "red"), "manual": ("?", "magenta")}
+# action -> (symbol, tone): the tone's colour comes from the current theme (widgets.tone)
+ACTION_STYLE = {"create": ("+", "ok"), "update": ("~", "warn"), "unchanged": ("=", "pending"), "delete": ("-", "fail"), "manual": ("?", "running")}
+LINE_TONE = {"+": "ok", "-": "fail", "~": "warn"}
 LAYER_LABEL = {"kubernetes": "Kubernetes", "hetzner": "Hetzner", "dns": "DNS", "firewall": "Firewall"}
 
 
-def diff_text(change: Any) -> Text:
+def _bold(style: Style | str) -> Style:
+    return Style(bold=True) + (style if isinstance(style, Style) else Style.parse(style) if style else Style())
+
+
+def diff_text(change: Any, app: Any = None) -> Text:
     """The readable diff of one change: + added, - removed, ~ changed (old -> new)."""
     out = Text()
-    sym, style = ACTION_STYLE.get(change.action, ("·", ""))
-    out.append(f"{sym} {change.action} {change.ref}\n", style=f"bold {style}")
+    sym, name = ACTION_STYLE.get(change.action, ("·", "info"))
+    out.append(f"{sym} {change.action} {change.ref}\n", style=_bold(tone(app, name)))
     if change.note:
         out.append(f"{change.note}\n", style="italic")
     if change.destructive:
-        out.append("destructive: this removes or replaces something that exists\n", style="bold red")
+        out.append("destructive: this removes or replaces something that exists\n", style=_bold(tone(app, "fail")))
     lines = change.lines()
     if change.action == "create" and isinstance(change.desired, dict) and change.desired:
         import yaml
@@ -46,8 +53,7 @@ def diff_text(change: Any) -> Text:
         out.append("no field changes" if change.action == "unchanged" else "(no field diff)", style="dim")
     for line in lines:
         line = REDACTOR.redact(line)
-        style = {"+": "green", "-": "red", "~": "yellow"}.get(line[:1], "")
-        out.append(line + "\n", style=style)
+        out.append(line + "\n", style=tone(app, LINE_TONE[line[:1]], bold=False) if line[:1] in LINE_TONE else "")
     return out
 
 
@@ -197,9 +203,9 @@ project. Nothing has changed yet.
             parts.append(f"{counts['manual']} manual")
         problems = self.problems()
         if problems:
-            summary.append(f"✗ {len(problems)} problem{'s' if len(problems) > 1 else ''} block the apply · ", style="bold red")
+            summary.append(f"✗ {len(problems)} problem{'s' if len(problems) > 1 else ''} block the apply · ", style=tone(self.app, "fail"))
         else:
-            summary.append("✓ ready to apply · ", style="bold green")
+            summary.append("✓ ready to apply · ", style=tone(self.app, "ok"))
         summary.append(", ".join(parts))
         summary.append("  (nothing has changed yet)", style="dim")
         self.query_one("#plan-summary", Static).update(summary)
@@ -227,8 +233,9 @@ project. Nothing has changed yet.
         with self.app.batch_update():
             table.clear()
             for i, c in enumerate(fp.plan.changes):
-                sym, style = ACTION_STYLE.get(c.action, ("·", ""))
-                table.add_row(Text(sym, style=f"bold {style}"), LAYER_LABEL.get(c.layer, c.layer), Text(c.ref, style=style if c.action == "unchanged" else ""), key=str(i))
+                sym, name = ACTION_STYLE.get(c.action, ("·", "info"))
+                style = tone(self.app, name)
+                table.add_row(Text(sym, style=_bold(style)), LAYER_LABEL.get(c.layer, c.layer), Text(c.ref, style=style if c.action == "unchanged" else ""), key=str(i))
         if fp.plan.changes:
             table.move_cursor(row=0)
             self._show_diff(0)
@@ -236,11 +243,24 @@ project. Nothing has changed yet.
             self.query_one("#plan-diff", Static).update(Text("no changes planned", style="dim"))
         self.kb.mark_done(self.STEP, False)
 
+    def repaint_theme(self) -> None:
+        """The summary, the plan's symbols and the diff carry the theme's colours."""
+        if self.full is None:
+            return
+        table = self.query_one("#plan-table", DataTable)
+        cursor = table.cursor_row
+        done = self.STEP in self.kb.done_steps
+        self._show(self.full, getattr(self, "_remediations", []))
+        self.kb.mark_done(self.STEP, done)
+        if 0 <= cursor < table.row_count:
+            table.move_cursor(row=cursor)
+            self._show_diff(cursor)
+
     def _show_diff(self, index: int) -> None:
         fp = self.full
         if fp is None or not 0 <= index < len(fp.plan.changes):
             return
-        self.query_one("#plan-diff", Static).update(diff_text(fp.plan.changes[index]))
+        self.query_one("#plan-diff", Static).update(diff_text(fp.plan.changes[index], self.app))
 
     @on(DataTable.RowHighlighted, "#plan-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from keybuzz_tui.screens.widgets import StatusBadge, StepScreen
+from keybuzz_tui.screens.widgets import StatusBadge, StepScreen, tone
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -44,6 +44,8 @@ class WelcomeScreen(StepScreen):
   validation. Nothing changes before the Review step's *Apply*.
 - **Re-validate / repair** (offered when KeyBuzz is already installed) goes straight to the
   validation board, which shows the first broken hop on each worker.
+- **Doctor** (offered when KeyBuzz is installed and a quick validation finds failing checks; also
+  *ctrl+p* → Doctor): finds why the platform is down, in plain words, and offers the repair.
 - **Demo** (`keybuzz-tui --demo`): pick a scenario and press Enter; the sandbox world restarts with
   it. Each scenario is a failure production has seen (blocked overlay, taken port...).
 
@@ -86,6 +88,10 @@ command palette (go to a step, theme, report, journal), *ctrl+q* to leave.
             Button("Re-validate / repair", id="revalidate", classes="hidden"),
             before="#world-badge",
         )
+        # issue 6: the Doctor, offered when KeyBuzz is installed and a quick validation fails
+        from keybuzz_tui.screens.doctor import DoctorOffer
+
+        await self.query_one("#detected", Vertical).mount(DoctorOffer(), after=row)
         if self.kb.demo:
             sc = Vertical(
                 OptionList(id="scenario-list"),
@@ -187,32 +193,37 @@ command palette (go to a step, theme, report, journal), *ctrl+q* to leave.
         rows: list[tuple[str, str, str]] = []
         rows.append(("Context", d.context or "?", ""))
         if d.error:
-            rows.append(("Kubernetes", d.error, "red"))
+            rows.append(("Kubernetes", d.error, "fail"))
             rows.append(("Fix", "pick another context (Credentials step, or --context NAME); check the API address and your VPN.", ""))
         else:
             rows.append(("Server", d.server, ""))
             workers = f"{d.nodes} nodes, {d.workers} workers" if d.nodes else "no nodes listed"
             rows.append(("Kubernetes", f"{d.version} · {workers}", ""))
         hz = d.hetzner or "unknown"
-        tone = {"ok": "green", "warn": "yellow", "fail": "red"}.get(HETZNER_STATUS.get(hz, ""), "")
+        hz_tone = HETZNER_STATUS.get(hz, "info")
         if hz == "no token":
             text = "no token yet: the Credentials step stores one in the keyring"
         else:
             text = f"{hz} — {d.hetzner_detail}" if d.hetzner_detail else hz
-        rows.append(("Hetzner", text, tone))
+        rows.append(("Hetzner", text, hz_tone))
         if d.load_balancer:
             rows.append(("Load balancer", d.load_balancer, ""))
         if d.installed:
             topo = {"hostnetwork": "hostNetwork DaemonSets (the runbook's fix)", "classic": "Deployments behind ClusterIP (the topology that broke)"}.get(d.topology, d.topology)
-            rows.append(("KeyBuzz", f"installed in {self.kb.config.namespace}: {topo}", "green"))
+            rows.append(("KeyBuzz", f"installed in {self.kb.config.namespace}: {topo}", "ok"))
         elif not d.error:
             rows.append(("KeyBuzz", f"not installed in namespace {self.kb.config.namespace}", ""))
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True, min_width=12)
         table.add_column(overflow="fold")
-        for k, v, style in rows:
-            table.add_row(k, Text(v, style=style))
+        for k, v, name in rows:
+            table.add_row(k, Text(v, style=tone(self.app, name, bold=False) if name in ("ok", "warn", "fail") else ""))
         return table
+
+    def repaint_theme(self) -> None:
+        d = self.kb.detected
+        if d is not None:
+            self.query_one("#detect-text", Static).update(self.render_detected(d))
 
     # --- actions -----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.events import Resize
@@ -110,9 +111,9 @@ class StepIndicator(Static):
                 label = f"{i + 1} {s.title}" if compact else s.title
                 out.append(f"▶ {label}{(' ' + mark) if mark else ''}", style="bold reverse")
             elif compact:
-                out.append(f"{i + 1}{mark}", style="green" if done else "dim")
+                out.append(f"{i + 1}{mark}", style=tone(self.app, "ok", bold=False) if done else "dim")
             else:
-                out.append(f"{s.title}{(' ' + mark) if mark else ''}", style="green" if done else "")
+                out.append(f"{s.title}{(' ' + mark) if mark else ''}", style=tone(self.app, "ok", bold=False) if done else "")
         return out
 
 
@@ -156,10 +157,54 @@ class StatusBadge(Static):
         self.update(Text(f"{sym} {text or status}"))
 
 
-def status_text(status: str, text: str = "") -> Text:
-    """A status for a DataTable cell: symbol + word, styled by status (theme-neutral colors)."""
-    style = {"ok": "green", "fail": "red", "warn": "yellow", "pending": "dim", "info": ""}[STATUS_CLASS.get(status, "info")]
-    return Text(f"{STATUS_SYMBOL.get(status, '·')} {text or status}", style=style)
+# --- theme colours for content -------------------------------------------------------------
+
+_TONE_VAR = {"ok": "text-success", "fail": "text-error", "warn": "text-warning", "running": "text-primary", "info": "text-primary"}
+
+
+class Tones:
+    """Rich styles per status, taken from the app's current theme (light or dark)."""
+
+    _cache: dict[str, dict[str, Style]] = {}
+
+    @classmethod
+    def of(cls, app: Any) -> dict[str, Style]:
+        name = str(getattr(app, "theme", "") or "")
+        found = cls._cache.get(name)
+        if found is None:
+            try:
+                variables = app.get_css_variables()
+            except Exception:
+                variables = {}
+            found = {}
+            for status, var in _TONE_VAR.items():
+                colour = str(variables.get(var, "")).strip()
+                found[status] = Style(color=colour[:7], bold=status in ("ok", "fail")) if colour.startswith("#") else Style(bold=True)
+            found["pending"] = Style(dim=True)
+            found["skip"] = Style(dim=True)
+            found["unreached"] = Style(dim=True, italic=True)
+            found["unknown"] = Style(dim=True)
+            err = str(variables.get("error", "#B93C5B"))[:7]
+            found["first"] = Style(color="#ffffff", bgcolor=err if err.startswith("#") else "red", bold=True)
+            cls._cache[name] = found
+        return found
+
+
+def tone(app: Any, name: str, *, bold: bool | None = None) -> Style | str:
+    """The style of a tone (ok, warn, fail, info, pending, running, first...) in the app's current
+    theme, for content rendered into cells and log lines (CSS classes cannot reach those). Named
+    ANSI colours are not used: ANSI yellow on the light theme's background is hard to read."""
+    if app is None:
+        return {"ok": "green", "fail": "red", "warn": "yellow", "pending": "dim", "info": ""}.get(name, "")
+    if name == "info":
+        return ""
+    style = Tones.of(app).get(name, "")
+    return style + Style(bold=bold) if bold is not None and isinstance(style, Style) else style
+
+
+def status_text(status: str, text: str = "", app: Any = None) -> Text:
+    """A status for a DataTable cell: symbol + word, styled by status in the app's theme."""
+    return Text(f"{STATUS_SYMBOL.get(status, '·')} {text or status}", style=tone(app, STATUS_CLASS.get(status, "info")))
 
 
 # --- modals (keybuzz_tui.screens.modals, loaded when first used: not needed to paint) ------------

@@ -53,8 +53,9 @@ class Terminal:
         env = {"KEYBUZZ_STATE_DIR": str(self.state), "TERM": "xterm-256color"}
         inner = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.quote(str(ENTRY)), *map(shlex.quote, argv)])
         # the pane outlives the process: its exit status and any late output stay readable
-        cmd = f"env {inner}; echo KEYBUZZ-EXIT=$?; sleep 600"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "HCLOUD_", "KEYBUZZ_SECRET_"))}
+        # COLUMNS/LINES (set by some runners) would override the pane's real size
+        cmd = f"env -u COLUMNS -u LINES {inner}; echo KEYBUZZ-EXIT=$?; sleep 600"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "HCLOUD_", "KEYBUZZ_SECRET_")) and k not in ("COLUMNS", "LINES")}
         clean.update(env)
         assert TMUX is not None
         subprocess.run(
@@ -64,6 +65,10 @@ class Terminal:
 
     def send(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", self.name, *keys)
+
+    def size(self) -> tuple[int, int]:
+        w, h = self.tmux("display", "-p", "-t", self.name, "#{window_width} #{window_height}").split()
+        return int(w), int(h)
 
     def screen(self) -> str:
         self.last = self.tmux("capture-pane", "-p", "-t", self.name)
@@ -123,7 +128,9 @@ def rows_of(screen: str, marker: str = "k3s-worker-0") -> dict[str, str]:
 
 def test_demo_from_welcome_to_an_all_green_board(term: Terminal):
     term.start("--demo", "--scenario", "healthy")
-    term.wait_text("What keybuzz-tui will do", "ready to install", timeout=120)
+    assert term.size() == (160, 48)
+    screen = term.wait_text("What keybuzz-tui will do", "ready to install", timeout=120)
+    assert "▶ Welcome › Credentials › Ports" in screen  # the full step indicator: the app sees 160 columns
 
     term.send("i")  # Install
     term.wait_text("Hetzner Cloud API token", "✓ valid", timeout=90)
@@ -157,16 +164,18 @@ def test_demo_from_welcome_to_an_all_green_board(term: Terminal):
         rows = rows_of(text)
         return "All checks pass" in text and sorted(rows) == WORKERS and all(r.count("✓ ok") == 6 for r in rows.values())
 
-    final = term.wait("an all-green board", all_green, timeout=240)
+    def every_step_done(text: str) -> bool:
+        return any(all(f"{title} ✓" in line for title in STEP_TITLES) for line in text.splitlines())
+
+    final = term.wait("an all-green board, every step ticked", lambda t: all_green(t) and every_step_done(t), timeout=240)
     lines = final.splitlines()
     head = next(line for line in lines if "All checks pass" in line)
     assert "✗0" in head and "!0" in head, head
     for worker, row in rows_of(final).items():
         assert "✗" not in row and "·" not in row, (worker, row)
     assert "✗ fail" not in final
-    indicator = next(line for line in lines if "Welcome" in line and "Validation" in line)
-    for title in STEP_TITLES:
-        assert re.search(rf"{re.escape(title)} ✓", indicator), (title, indicator)
+    indicator = next(line for line in lines if all(title in line for title in STEP_TITLES))
+    assert "▶ Validation ✓" in indicator, indicator
 
     term.send("C-q")
     assert term.exit_code(timeout=60) == 0
