@@ -29,7 +29,7 @@ sandbox: $(STAMP)
 # The whole suite, as CI runs it. The real Secret Service runs in a private D-Bus session.
 test: $(STAMP)
 	$(BIN)/python -m ruff check keybuzz_tui screens tests bench
-	scripts/with-keyring $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	scripts/with-keyring $(BIN)/pytest -n 2 -rs $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 2 -m "not kubectl and not tmux and not slow" $(PYTEST_ARGS)

@@ -72,3 +72,49 @@ def test_a_thread_breaking_the_rule_is_still_recorded():
     t.join()
     # create_connection resolves first, so the guard stops it at the lookup, before any packet
     assert netguard.GUARD.take() == ["getaddrinfo('192.0.2.10')"]
+
+
+def test_listening_on_the_wildcard_or_a_public_address_is_refused():
+    for host in ("", "0.0.0.0", "10.0.0.110"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            with pytest.raises(netguard.ForbiddenNetworkAccess):
+                s.bind((host, 0))
+        finally:
+            s.close()
+    assert len(netguard.GUARD.take()) == 3
+
+
+def test_a_child_process_is_guarded_and_reports_to_the_log(tmp_path):
+    """Every Python process a test starts inherits the guard (sitecustomize on PYTHONPATH) and its
+    violations reach the fixture through the log file, even when the child swallowed the error."""
+    import os
+    import subprocess
+    import sys
+
+    log = netguard.ChildLog(tmp_path / "children.log")
+    env = {**os.environ, netguard.LOG_ENV: str(log.path)}
+    script = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('203.0.113.7', 80), timeout=0.1)\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.close(); print('loopback ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ForbiddenNetworkAccess", "loopback", "ok"]
+    seen = log.take()
+    assert len(seen) == 1 and "getaddrinfo('203.0.113.7')" in seen[0], seen
+    assert log.take() == []  # read incrementally
+
+
+def test_child_env_guards_a_process_started_with_a_clean_environment(tmp_path):
+    import subprocess
+    import sys
+
+    env = netguard.child_env({"PATH": "/usr/bin:/bin"})
+    r = subprocess.run([sys.executable, "-c", "import sys; print('keybuzz_netguard' in sys.modules)"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.stdout.strip() == "True", r.stderr

@@ -26,6 +26,7 @@ import keyring.errors
 import pytest
 from keyring.backends import chainer, fail, null
 from support import sandboxes
+from support.cli_support import secret_service_or_skip
 
 from keybuzz_tui import config as cfgmod
 from keybuzz_tui.cancel import Cancelled, CancelToken
@@ -77,25 +78,11 @@ def store(profile, ring) -> CredentialStore:
     return CredentialStore(profile, backend=ring, env={})
 
 
-def _secret_service():
-    """The real Secret Service backend, or a skip that says why it is not usable here."""
-    from keyring.backends import SecretService
-
-    try:
-        SecretService.Keyring.priority  # noqa: B018 - raises with the reason when not viable
-    except Exception as e:
-        pytest.skip(f"no Secret Service on this D-Bus session (run under scripts/with-keyring): {e}")
-    backend = SecretService.Keyring()
-    try:
-        backend.get_password("keybuzz-tui:probe", "probe")
-    except Exception as e:
-        pytest.skip(f"the Secret Service is not usable (locked?): {type(e).__name__}: {e}")
-    return backend
 
 
 @pytest.fixture
 def real_ring(profile):
-    backend = _secret_service()
+    backend = secret_service_or_skip()
     yield backend
     for name in ["hcloud-token", "certificate-key", *GENERATED, "app/keybuzz-api/DATABASE_URL"]:
         try:
@@ -444,7 +431,7 @@ def test_real_secret_service_generation_and_rotation(real_ring, profile):
 
 @pytest.mark.keyring
 def test_the_default_keyring_of_the_test_session_is_the_secret_service():
-    _secret_service()
+    secret_service_or_skip()
     store = CredentialStore(_profile())  # what the CLI builds: keyring's own choice
     assert "Secret Service" in store.backend_description()
 

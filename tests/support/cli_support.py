@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
+from .requirements import unavailable
 
 EXE = str(Path(sys.executable).with_name("keybuzz-tui"))
 DB_ENV = "KEYBUZZ_SECRET_KEYBUZZ_API_DATABASE_URL"
@@ -28,18 +28,19 @@ ENTERED = ("app/keybuzz-api/DATABASE_URL", "hcloud-token", "certificate-key")
 
 
 def secret_service_or_skip() -> Any:
-    """The real Secret Service backend (scripts/with-keyring starts one), or a skip saying why."""
+    """The real Secret Service backend (scripts/with-keyring starts one), or a skip saying why
+    (a failure on CI: see support/requirements.py)."""
     from keyring.backends import SecretService
 
     try:
         SecretService.Keyring.priority  # noqa: B018 - raises with the reason when not viable
     except Exception as e:
-        pytest.skip(f"no Secret Service on this D-Bus session (run under scripts/with-keyring): {e}")
+        unavailable(f"no Secret Service on this D-Bus session (run under scripts/with-keyring): {e}")
     backend = SecretService.Keyring()
     try:
         backend.get_password("keybuzz-tui:probe", "probe")
     except Exception as e:
-        pytest.skip(f"the Secret Service is not usable (locked?): {type(e).__name__}: {e}")
+        unavailable(f"the Secret Service is not usable (locked?): {type(e).__name__}: {e}")
     return backend
 
 

@@ -9,6 +9,7 @@ import keyring
 import pytest
 from keyring.backends import fail
 from support import sandboxes
+from support.requirements import unavailable
 from textual.widgets import Button, Input, Select
 
 from keybuzz_tui.app import KeybuzzApp
@@ -140,7 +141,7 @@ async def test_real_keyring_gets_the_secrets_only_on_save(tmp_path, demo_app, wa
         backend = keyring.get_keyring()
         CredentialStore("probe", backend=backend, env={}).verify()
     except Exception as e:  # noqa: BLE001 - the reason is the skip message
-        pytest.skip(f"no real OS keyring here: {e}")
+        unavailable(f"no real OS keyring here: {e}")
     profile = "tui-test-" + uuid.uuid4().hex[:8]
     sb = sandboxes.start(tmp_path / "sb", "healthy")
     demo_token = sb.hcloud_token

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from keybuzz_tui.screens.board_widgets import Tones
 from keybuzz_tui.screens.widgets import ConfirmModal, HelpScreen
-from support import sandboxes
+from support import netguard, sandboxes
 from textual.widgets import Button, DataTable, Input
 
 from keybuzz_tui import events as ev
@@ -245,7 +245,7 @@ def test_first_paint_imports_nothing_it_does_not_show(tmp_path):
         FirstPaint(None, None, demo=True, connect=False).run(headless=True, size=(80, 24))
         """
     )
-    env = {"KEYBUZZ_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+    env = netguard.child_env({"KEYBUZZ_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"})
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     mods = set(json.loads(r.stdout.strip().splitlines()[-1]))

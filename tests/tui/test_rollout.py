@@ -170,6 +170,9 @@ async def test_rollback_offered_and_working(world, waits, tmp_path):
         await waits.until(pilot, lambda: scr.state.status in FINAL, 60, "the failed rollout")
         assert scr.state.status == "timeout"
         assert any(s == "fail" for (_, a), (s, _) in scr.state.pods.items() if a == "keybuzz-api")
+        # the short deadline made the failure quick; the rollback's own watch gets a roomy one,
+        # because on a loaded 2-core machine five pods may need more than 10 s to turn Ready
+        scr._timeout = 120.0
         await pilot.press("r")
         await waits.until(pilot, lambda: isinstance(app.screen, MarkdownConfirm), 20, "the rollback confirmation")
         body = app.screen._body

@@ -11,6 +11,7 @@ import threading
 
 from keybuzz_tui.screens.bridge import EngineEvent
 from keybuzz_tui.screens.widgets import STEP_IDS, ConfirmModal, HelpScreen, StepIndicator
+from support import netguard
 from textual.command import CommandPalette
 from textual.notifications import Notify
 from textual.widgets import Input
@@ -292,7 +293,7 @@ def test_first_paint_happens_before_kubernetes_and_hcloud_are_imported(tmp_path)
         asyncio.run(main())
         """
     )
-    env = {"KEYBUZZ_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+    env = netguard.child_env({"KEYBUZZ_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"})
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])

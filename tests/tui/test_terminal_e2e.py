@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.requirements import unavailable
 
 pytestmark = pytest.mark.tmux
 
@@ -106,9 +107,9 @@ class Terminal:
 @pytest.fixture
 def term(tmp_path: Path):
     if TMUX is None:
-        pytest.skip("tmux is not installed: this test drives the installed keybuzz-tui in a real terminal (apt-get install tmux)")
+        unavailable("tmux is not installed: this test drives the installed keybuzz-tui in a real terminal (apt-get install tmux)")
     if not ENTRY.exists():
-        pytest.skip(f"the keybuzz-tui entry point is not installed next to {sys.executable} (pip install -e .)")
+        unavailable(f"the keybuzz-tui entry point is not installed next to {sys.executable} (pip install -e .)")
     t = Terminal(tmp_path)
     try:
         yield t

@@ -87,8 +87,11 @@ def _unprocessable() -> PatchError:
 
 
 def _internal(message: str) -> PatchError:
-    """A plain Go error: ErrorToAPIStatus makes it a 500 with the raw text and no reason."""
-    return PatchError(message, 500, "")
+    """A plain Go error from strategicpatch. The real apiserver passes it through ErrorToAPIStatus
+    as a 500; the sandbox keeps the raw Go text but answers 400 BadRequest, because the patch is
+    the client's mistake and the sandbox promises a 4xx for every bad input (kubectl and the
+    client print the message the same way for both codes)."""
+    return PatchError(message, 400, "BadRequest")
 
 
 # --------------------------------------------------------------------------------------------

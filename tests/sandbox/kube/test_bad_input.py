@@ -144,12 +144,13 @@ def test_random_bodies_never_cause_a_5xx_nor_break_a_controller(sandbox, fuzz_ns
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(patch=json_values, ctype=st.sampled_from(["application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json", "application/apply-patch+yaml"]))
-def test_random_patches_never_cause_a_5xx_except_smp_go_errors(sandbox, patch, ctype):
+def test_random_patches_never_cause_a_5xx(sandbox, patch, ctype):
     r = sandboxes.raw(
         sandbox, "PATCH", "/apis/apps/v1/namespaces/ingress-nginx/daemonsets/ingress-nginx-controller?dryRun=All&fieldManager=fuzz",
         body=json.dumps(patch), headers={"Content-Type": ctype},
     )
-    if r.status >= 500:
-        # the real apiserver answers a few malformed strategic-merge directives with a raw 500
-        assert ctype == "application/strategic-merge-patch+json" and r.status == 500, r.data[:300]
-        assert "reason" not in json.loads(r.data)
+    # (the real apiserver answers a few malformed strategic-merge directives with a raw 500; the
+    # sandbox answers them 400 with the same Go text)
+    assert r.status < 500, r.data[:300]
+    if r.status >= 400:
+        assert json.loads(r.data)["kind"] == "Status"

@@ -539,17 +539,17 @@ def raises(fn: Any, *args: Any) -> PatchError:
     return info.value
 
 
-def test_missing_merge_key_is_a_500_with_go_map_text() -> None:
+def test_missing_merge_key_is_a_400_with_go_map_text() -> None:
     err = raises(
         strategic_merge, "DaemonSet", ds([{"name": "api"}]), tpl_patch({"containers": [{"image": "x:1"}]})
     )
-    assert (err.code, err.reason) == (500, "")
+    assert (err.code, err.reason) == (400, "BadRequest")
     assert err.message == "map: map[image:x:1] does not contain declared merge key: name"
 
 
 def test_unknown_patch_directive() -> None:
     err = raises(strategic_merge, "ConfigMap", {"data": {}}, {"data": {"$patch": "nope"}})
-    assert err.code == 500
+    assert err.code == 400
     assert err.message == "unknown patch type: nope in map: map[$patch:nope]"
     err = raises(
         strategic_merge, "DaemonSet", ds([{"name": "a"}]), tpl_patch({"containers": [{"$patch": "merge"}]})
@@ -567,7 +567,7 @@ def test_set_element_order_mismatch() -> None:
             "mergingList": [{"name": 3, "value": 3}, {"name": 1, "value": 1}],
         },
     )
-    assert err.code == 500
+    assert err.code == 400
     assert err.message == (
         "the order in patch list:\n[map[name:3 value:3] map[name:1 value:1]]\n doesn't match "
         "$setElementOrder list:\n[map[name:1] map[name:2] map[name:3]]"
@@ -611,7 +611,7 @@ def test_list_of_lists_and_mixed_element_types() -> None:
     assert (err.code, err.reason, err.message, err.details) == (422, "Invalid", GENERIC_422, {})
     obj = {"metadata": {"finalizers": ["a"]}}
     err = raises(strategic_merge, "ConfigMap", obj, {"metadata": {"finalizers": [1]}})
-    assert err.code == 500
+    assert err.code == 400
     assert err.message == "list element types are not identical: [[a] [1]]"
 
 
