@@ -3,11 +3,16 @@
 A scenario may `extends:` another; maps merge key by key and lists replace, so `port-taken` is the
 healthy world plus one host process. Everything is validated on load, with errors that name the
 file and the field, because a scenario is also how a new team member learns the failure modes.
+
+That includes the cluster size: `--workers 2` with `port-taken` (whose host process sits on
+k3s-worker-03) is refused, naming the node and the --workers/--servers that would bring it back,
+rather than starting a healthy world under the scenario's name.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -128,6 +133,54 @@ def _int(d: dict[str, Any], key: str, default: int, where: str, lo: int = 0, hi:
     return v
 
 
+# the NodePorts of the world's ingress-nginx Service (kube/world.py), fixed by the runbook
+INGRESS_NODEPORTS = (31695, 32720)
+_NODE_NAME = re.compile(r"^k3s-(master|worker)-(\d+)$")
+
+
+def _node_refs(sc: Scenario) -> list[tuple[str, str]]:
+    """(field, node name) for every place a scenario names a node."""
+    refs = [(f"host_processes[{i}].node", hp.node) for i, hp in enumerate(sc.host_processes)]
+    refs += [(f"not_ready_nodes[{i}]", str(n)) for i, n in enumerate(sc.not_ready_nodes)]
+    for i, rule in enumerate(sc.dataplane.get("ufw_deny") or []):
+        if isinstance(rule, dict) and "node" in rule:
+            refs.append((f"dataplane.ufw_deny[{i}].node", str(rule["node"])))
+    lb = sc.install.get("load_balancer")
+    targets = lb.get("targets") if isinstance(lb, dict) else None
+    for i, t in enumerate(targets if isinstance(targets, list) else []):
+        if isinstance(t, dict) and t.get("server") is not None:  # a Hetzner server, named like its node
+            refs.append((f"install.load_balancer.targets[{i}].server", str(t["server"])))
+    return refs
+
+
+def check_cluster(sc: Scenario) -> None:
+    """Refuse a scenario whose nodes or NodePorts the chosen cluster cannot have."""
+    from .addresses import Addresses
+
+    addrs = Addresses(0, sc.servers, sc.workers)
+    names = {n.name for n in addrs.nodes()}
+    for where, node in _node_refs(sc):
+        if node in names:
+            continue
+        size = f"{sc.servers} server(s) and {sc.workers} worker(s)"
+        m = _NODE_NAME.match(node)
+        if m and m.group(1) == "worker" and int(m.group(2)) > sc.workers:
+            hint = f"; start it with --workers {int(m.group(2))} or more"
+        elif m and m.group(1) == "master" and int(m.group(2)) > sc.servers:
+            hint = f"; start it with --servers {int(m.group(2))} or more"
+        else:
+            examples = [addrs.server_name(1)] + ([addrs.worker_name(1)] if sc.workers else [])
+            hint = f"; nodes are named like {', '.join(examples)}"
+        raise ScenarioError(f"scenario {sc.name}: {where} is {node}, which a cluster of {size} does not have{hint}")
+    low, high = sc.nodeport_range
+    outside = [p for p in INGRESS_NODEPORTS if not low <= p <= high]
+    if outside:
+        raise ScenarioError(
+            f"scenario {sc.name}: cluster.nodeport_range {low}-{high} must include the ingress-nginx "
+            f"NodePorts {' and '.join(map(str, INGRESS_NODEPORTS))} (the runbook's world)"
+        )
+
+
 def load(name_or_path: str, *, workers: int | None = None, servers: int | None = None) -> Scenario:
     data = resolve(name_or_path)
     name = str(data.get("name"))
@@ -148,7 +201,10 @@ def load(name_or_path: str, *, workers: int | None = None, servers: int | None =
         if not isinstance(hp, dict) or "node" not in hp or "port" not in hp:
             raise ScenarioError(f"{name}: host_processes[{i}] needs node and port")
         hps.append(HostProcess(node=str(hp["node"]), port=int(hp["port"]), command=str(hp.get("command", HostProcess.command)), answers=str(hp.get("answers", "404"))))
-    return Scenario(
+    for flag, value, lo, hi in (("--servers", servers, 1, 50), ("--workers", workers, 0, 5000)):
+        if value is not None and not lo <= value <= hi:
+            raise ScenarioError(f"{flag} must be between {lo} and {hi}, got {value}")
+    sc = Scenario(
         name=name,
         description=str(data.get("description", "")).strip(),
         servers=servers if servers is not None else _int(cluster, "servers", 3, f"{name}: cluster", 1, 50),
@@ -171,3 +227,5 @@ def load(name_or_path: str, *, workers: int | None = None, servers: int | None =
         install=dict(data.get("install") or {}),
         raw=data,
     )
+    check_cluster(sc)
+    return sc

@@ -8,6 +8,11 @@ implements. Two kinds:
 - TIGHTEN: keys hcloud indexes directly, which the spec leaves optional; the contract test makes
   them required so a sandbox reply that would crash the library fails the test. Objects are
   recognised by their property names, wherever they appear in a response schema.
+
+ERROR_DETAILS is not a deviation: the spec's error catalogue (info.description, "Error Codes")
+documents the `details` of some codes only as examples, which its generic 4xx schema does not
+check (`details: object, nullable`); these schemas state those examples so the contract test
+holds error replies to them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,29 @@ REPLACE: dict[tuple[str, str, str], Callable[[Schema], Schema]] = {
         "required": ["action"],
         "properties": {"action": _action_schema(spec)},
     },
+}
+
+
+def _named_list(key: str, *, messages: bool = False) -> Schema:
+    item: Schema = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}}
+    if messages:
+        item["required"] = ["name", "messages"]
+        item["properties"]["messages"] = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+    return {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "array", "minItems": 1, "items": item}},
+    }
+
+
+# code -> schema of error.details, from the catalogue's examples:
+#   invalid_input  {"fields": [{"name": "broken_field", "messages": ["is too long"]}]}
+#   uniqueness_error  {"fields": [{"name": "public_key"}]}
+#   resource_limit_exceeded  {"limits": [{"name": "project_limit"}]}
+ERROR_DETAILS: dict[str, Schema] = {
+    "invalid_input": _named_list("fields", messages=True),
+    "uniqueness_error": _named_list("fields"),
+    "resource_limit_exceeded": _named_list("limits"),
 }
 
 

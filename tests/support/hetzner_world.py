@@ -68,6 +68,7 @@ class HetznerWorld:
         self.state: HetznerState
         self.port = 0
         self.events: list[tuple[str, str, int]] = []
+        self.dns: Any = None  # keybuzz_tui.sandbox.dns.DNSServer, once start_dns() ran
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> HetznerWorld:
@@ -95,6 +96,8 @@ class HetznerWorld:
 
     def stop(self) -> None:
         async def _stop() -> None:
+            if self.dns is not None:
+                await self.dns.stop()
             self.state.shutdown()
             if self._runner is not None:
                 await self._runner.cleanup()
@@ -105,6 +108,17 @@ class HetznerWorld:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=10)
             self.loop.close()
+
+    def start_dns(self, host: str = "127.0.0.1") -> tuple[str, int]:
+        """Serve the world's published zones with the sandbox's authoritative DNS server (as the
+        runtime does) on host and a free port; returns its (host, port)."""
+        from keybuzz_tui.sandbox.dns import DNSServer
+
+        if self.dns is None:
+            server = DNSServer(self.state.dns_snapshot, host, 0)
+            self.call(server.start)
+            self.dns = server
+        return self.dns.address
 
     # ---- helpers ---------------------------------------------------------------------------------
     @property

@@ -196,7 +196,8 @@ def create(st: HetznerState, body: dict[str, Any]) -> tuple[Firewall, list[Actio
     probe = Firewall(0, name, {}, "", [])
     for res in apply_to:
         if res.type == "server" and res.server_id not in st.servers:
-            raise HetznerError(404, "firewall_resource_not_found", f"server {res.server_id} not found")
+            # 422 here (POST /firewalls' table), 404 on apply_to_resources (its table)
+            raise unprocessable("firewall_resource_not_found", f"server {res.server_id} not found")
         if res.type == "server" and st.servers[res.server_id].public_ipv4 is None:  # type: ignore[index]
             raise unprocessable("private_net_only_server", f"server {res.server_id} has no public interface")
         if any(

@@ -1,8 +1,12 @@
 """Discovery documents (/api, /apis, /api/v1, /apis/GROUP/VERSION) built from the registry.
 
-Aggregated discovery (apidiscovery.k8s.io/v2) is declined the way a server without it declines it:
-the plain APIGroupList is returned with Content-Type application/json, and client-go falls back to
-the legacy per-group-version requests.
+Aggregated discovery (apidiscovery.k8s.io/v2) is declined the way a server without it declines it
+(apimachinery's negotiation with DefaultEndpointRestrictions, which allow no conversion): a clause
+asking for a conversion (`g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`) is skipped, the
+next acceptable clause wins, and the plain document is returned as `application/json`. client-go
+(kubectl 1.32 sends `<v2>,<v2beta1>,application/json`) then sees no aggregated content type and
+falls back to the legacy per-group-version requests. A client that accepts nothing but the
+aggregated types gets 406 NotAcceptable, as from such a server.
 """
 
 from __future__ import annotations
@@ -22,6 +26,40 @@ _SUBRESOURCES: dict[str, tuple[str | None, list[str], str | None, str | None]] =
     "finalize": (None, ["update"], None, None),
     "scale": ("Scale", ["get", "patch", "update"], "autoscaling", "v1"),
 }
+
+
+# what the sandbox can write for a discovery document (a real server also offers protobuf)
+_SERVED_MEDIA = (("application", "json"), ("application", "yaml"))
+
+
+def accepts_plain(accept: str | None) -> bool:
+    """Whether an Accept header admits the plain (non-aggregated) discovery document.
+
+    Mirrors NegotiateMediaTypeOptions: an empty header takes the default; a clause matches a
+    served type exactly, by `type/*` or by `*/*`; a clause with a conversion (`as`, `g`, `v`), a
+    server version (`sv`) or a stream other than watch is not acceptable for this endpoint.
+    """
+    if accept is None or not accept.strip():
+        return True
+    for part in accept.split(","):
+        pieces = [p.strip() for p in part.split(";")]
+        mtype, _, subtype = pieces[0].lower().partition("/")
+        if not mtype:
+            continue
+        params: dict[str, str] = {}
+        for piece in pieces[1:]:
+            key, sep, value = piece.partition("=")
+            if sep:
+                params[key.strip()] = value.strip().strip('"')
+        if any(k in params for k in ("as", "g", "v")) or params.get("sv"):
+            continue
+        if params.get("stream") not in (None, "", "watch"):
+            continue
+        subtype = subtype or "*"
+        for served_type, served_sub in _SERVED_MEDIA:
+            if (mtype == served_type and subtype in (served_sub, "*")) or (mtype == "*" and subtype == "*"):
+                return True
+    return False
 
 
 def storage_version_hash(rt: ResourceType) -> str:

@@ -169,6 +169,8 @@ class KubeServer:
             return web.Response(text=self._metrics(), content_type="text/plain")
         if segs[:1] == ["openapi"]:
             return self._openapi(segs)
+        if self._is_discovery(segs) and not discovery.accepts_plain(request.headers.get("Accept")):
+            raise errors.not_acceptable(request.headers.get("Accept", ""))
         if not segs:
             return self._json({"paths": ["/api", "/api/v1", "/apis", *[f"/apis/{g}" for g in discovery.GROUPS if g], "/healthz", "/livez", "/metrics", "/openapi/v3", "/readyz", "/version"]})
         if segs == ["api"]:
@@ -191,6 +193,11 @@ class KubeServer:
                 raise self._not_found_path(path)
             return self._json(rl)
         return await self._resource(request, user, segs)
+
+    @staticmethod
+    def _is_discovery(segs: list[str]) -> bool:
+        """/api, /apis, /api/VERSION, /apis/GROUP and /apis/GROUP/VERSION: negotiated documents."""
+        return (segs[:1] == ["api"] and len(segs) <= 2) or (segs[:1] == ["apis"] and len(segs) <= 3)
 
     @staticmethod
     def _not_found_path(path: str) -> ApiError:

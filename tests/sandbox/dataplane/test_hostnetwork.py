@@ -91,6 +91,77 @@ def test_ingress_routes_by_host(sb):
     assert '"GET /api/v1/status HTTP/1.1" 200' in log and "[keybuzz-keybuzz-api-8080]" in log and '"kb-test"' in log
 
 
+def _paths_ingress(name: str, host: str, paths: list[tuple[str, str, str, int]]) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{"host": host, "http": {"paths": [
+                {"path": path, "pathType": ptype, "backend": {"service": {"name": svc, "port": {"number": port}}}}
+                for path, ptype, svc, port in paths
+            ]}}],
+        },
+    }
+
+
+def _answered_by(r) -> str:
+    """keybuzz-api answers JSON naming itself, keybuzz-front a KeyBuzz page, nginx its 404 page."""
+    if r.status == 404 and b"<center>nginx</center>" in r.data:
+        return "nginx-404"
+    assert r.status == 200, (r.status, r.data[:200])
+    if r.headers.get("Content-Type", "").startswith("application/json"):
+        return json.loads(r.data)["app"]
+    assert b"<title>KeyBuzz" in r.data
+    return "keybuzz-front"
+
+
+def test_ingress_routes_by_path_to_two_services_on_one_host(sb):
+    """One host, two Services: Prefix matches whole path elements, Exact the path alone (query
+    string aside), the longest match wins; requests go through the NodePort with a Host header."""
+    h.create(sb, [
+        _paths_ingress("paths", "paths.keybuzz.io", [
+            ("/", "Prefix", "keybuzz-front", 3000),
+            ("/api", "Prefix", "keybuzz-api", 8080),
+            ("/version", "Exact", "keybuzz-api", 8080),
+        ]),
+        _paths_ingress("exact-only", "exact.keybuzz.io", [("/v1/ping", "Exact", "keybuzz-api", 8080)]),
+    ])
+    ip = h.node_ip(sb, "k3s-worker-02")
+
+    def via(host: str, path: str) -> str:
+        return _answered_by(h.get(ip, 31695, path, host=host))
+
+    h.wait_for(lambda: via("paths.keybuzz.io", "/api") == "keybuzz-api", what="the paths Ingress to sync")
+    routes = {
+        "/": "keybuzz-front",
+        "/dashboard/settings": "keybuzz-front",
+        "/api": "keybuzz-api",
+        "/api/": "keybuzz-api",
+        "/api/v1/status": "keybuzz-api",
+        "/api?verbose=1": "keybuzz-api",
+        "/apiary": "keybuzz-front",  # Prefix /api is not a string prefix of /apiary
+        "/version": "keybuzz-api",
+        "/version?x=1": "keybuzz-api",
+        "/version/": "keybuzz-front",  # Exact: not even a trailing slash
+        "/version/x": "keybuzz-front",
+        "/versions": "keybuzz-front",
+    }
+    assert {path: via("paths.keybuzz.io", path) for path in routes} == routes
+    # a host with one Exact path and no "/": everything else is nginx's own 404
+    assert {path: via("exact.keybuzz.io", path) for path in ("/v1/ping", "/v1/ping/", "/v1", "/")} == {
+        "/v1/ping": "keybuzz-api", "/v1/ping/": "nginx-404", "/v1": "nginx-404", "/": "nginx-404",
+    }
+    # the backend sees the request as sent: no rewrite, the original Host
+    body = json.loads(h.get(ip, 31695, "/api/v1/status?x=1", host="paths.keybuzz.io").data)
+    assert body["request"]["path"] == "/api/v1/status?x=1" and body["request"]["host"] == "paths.keybuzz.io"
+    # and every worker routes alike (the same Ingress objects drive each controller pod)
+    for w in h.WORKERS:
+        assert _answered_by(h.get(h.node_ip(sb, w), 31695, "/api/x", host="paths.keybuzz.io")) == "keybuzz-api"
+        assert _answered_by(h.get(h.node_ip(sb, w), 31695, "/apiary", host="paths.keybuzz.io")) == "keybuzz-front"
+
+
 def test_ingress_round_robins_over_hostnetwork_endpoints(sb):
     ip = h.node_ip(sb, "k3s-worker-01")
     nodes = {json.loads(h.get(ip, 31695, "/", host="platform-api.keybuzz.io").data)["node"] for _ in range(10)}

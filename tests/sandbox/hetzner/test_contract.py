@@ -3,13 +3,12 @@
 Every reply hcloud (and a few raw requests) receive during a full wizard-like run is recorded and
 checked against the response schema of the matching operation and status; the overlay
 (tests/support/hetzner_overlay.py) documents where the sandbox follows hcloud 2.27 instead of
-the spec, and makes the keys hcloud indexes directly required.
+the spec, and makes the keys hcloud indexes directly required. Error replies are also held to the
+spec's error catalogue (status and code, the documented `details` shapes, RateLimit-* on 429,
+Allow on 405): see tests/support/hetzner_contract.py.
 """
 
 from __future__ import annotations
-
-import json
-from urllib.parse import urlparse
 
 import hcloud
 import pytest
@@ -18,6 +17,7 @@ from hcloud.certificates import Certificate
 from hcloud.firewalls import FirewallResource, FirewallResourceLabelSelector, FirewallRule
 from hcloud.load_balancer_types import LoadBalancerType
 from hcloud.load_balancers import (
+    LoadBalancerAlgorithm,
     LoadBalancerService,
     LoadBalancerServiceHttp,
     LoadBalancerTarget,
@@ -27,26 +27,17 @@ from hcloud.load_balancers import (
 from hcloud.locations import Location
 from hcloud.networks import Network
 from hcloud.servers import Server
-from hcloud.zones import ZoneRecord
+from hcloud.zones import ZoneRecord, ZoneRRSet
 from support import hetzner_contract as contract
-from support.hetzner_flows import NODEPORT, WORKERS, health_check, upload_cert
+from support.hetzner_flows import NODEPORT, WORKERS, create_lb, health_check, upload_cert
 from support.hetzner_world import HetznerWorld
+
+from keybuzz_tui.sandbox.hetzner.seeds import HetznerSettings
 
 pytestmark = pytest.mark.skipif(not contract.SPEC_PATH.exists(), reason=f"{contract.SPEC_PATH} not available")
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.replies: list[contract.Recorded] = []
-
-    def hook(self, resp: requests.Response, *args: object, **kwargs: object) -> None:
-        path = urlparse(resp.url).path
-        assert path.startswith("/v1")
-        body = json.loads(resp.content) if resp.content else None
-        self.replies.append(contract.Recorded(resp.request.method or "GET", path[3:], resp.status_code, body))
-
-    def attach(self, session: requests.Session) -> None:
-        session.hooks["response"].append(self.hook)
+Recorder = contract.Recorder
 
 
 def quietly(fn, *args, **kwargs) -> None:
@@ -202,6 +193,168 @@ def test_replies_match_the_spec_plus_overlay(world: HetznerWorld) -> None:
     assert len(seen) >= 45, sorted(map(str, seen))
     statuses = {s for _, _, s in seen}
     assert {200, 201, 204, 400, 401, 404, 412, 422} <= statuses, statuses
+
+
+def problems_of(rec: Recorder) -> list[str]:
+    checked = [r for r in rec.replies if contract.match_template(r.path) is not None]
+    return [p for r in checked for p in contract.validate(r)]
+
+
+ACTION = 201
+LB_ACTIONS = "/load_balancers/{id}/actions/"
+RRSET_ACTIONS = "/zones/{id_or_name}/rrsets/{rr_name}/{rr_type}/actions/"
+
+
+def test_lb_network_firewall_and_zone_operations_match_the_spec(world: HetznerWorld) -> None:
+    """The operations the first run does not reach, each checked against its own 201 schema."""
+    rec = Recorder()
+    client = world.client()
+    rec.attach(client._client._session)
+
+    lb = create_lb(client, name="ops-lb", network=False)
+    lb.attach_to_network(Network(id=1)).wait_until_finished()
+    lb.change_algorithm(LoadBalancerAlgorithm(type="least_connections")).wait_until_finished()
+    lb.change_type(LoadBalancerType(name="lb21")).wait_until_finished()
+    lb.add_service(LoadBalancerService(protocol="tcp", listen_port=2222, destination_port=22)).wait_until_finished()
+    lb.delete_service(LoadBalancerService(listen_port=2222)).wait_until_finished()
+    target = LoadBalancerTarget(type="server", server=Server(id=110), use_private_ip=True)
+    lb.add_target(target).wait_until_finished()
+    lb.disable_public_interface().wait_until_finished()
+    assert client.load_balancers.get_by_id(lb.id).public_net.enabled is False
+    lb.enable_public_interface().wait_until_finished()
+    lb.remove_target(target).wait_until_finished()
+    lb.detach_from_network(Network(id=1)).wait_until_finished()
+    got = client.load_balancers.get_by_id(lb.id)
+    assert got.algorithm.type == "least_connections" and got.load_balancer_type.name == "lb21"
+    assert (got.services, got.targets, got.private_net) == ([], [], [])
+    assert got.public_net.enabled is True
+
+    fw = client.firewalls.create(name="ops-fw").firewall
+    for a in fw.apply_to_resources([FirewallResource(type="server", server=Server(id=110))]):
+        a.wait_until_finished()
+    for a in fw.remove_from_resources([FirewallResource(type="server", server=Server(id=110))]):
+        a.wait_until_finished()
+    assert client.firewalls.get_by_id(fw.id).applied_to == []
+
+    created = client.zones.create(
+        name="example-ops.io",
+        mode="primary",
+        ttl=600,
+        rrsets=[ZoneRRSet(name="www", type="A", records=[ZoneRecord("127.0.40.1")])],
+    )
+    created.action.wait_until_finished()
+    zone = created.zone
+    www = ZoneRRSet(name="www", type="A", zone=zone)
+    client.zones.add_rrset_records(www, [ZoneRecord("127.0.40.2")], ttl=120).wait_until_finished()
+    client.zones.remove_rrset_records(www, [ZoneRecord("127.0.40.1")]).wait_until_finished()
+    assert [r.value for r in client.zones.get_rrset(zone, "www", "A").records] == ["127.0.40.2"]
+
+    problems = problems_of(rec)
+    assert not problems, "\n".join(problems[:40])
+    wanted = {("POST", LB_ACTIONS + cmd, ACTION) for cmd in (
+        "attach_to_network", "detach_from_network", "change_algorithm", "change_type", "delete_service",
+        "remove_target", "enable_public_interface", "disable_public_interface",
+    )} | {
+        ("POST", "/firewalls/{id}/actions/remove_from_resources", ACTION),
+        ("POST", RRSET_ACTIONS + "add_records", ACTION),
+        ("POST", RRSET_ACTIONS + "remove_records", ACTION),
+        ("POST", "/zones", 201),
+    }
+    assert wanted <= rec.seen(), sorted(map(str, wanted - rec.seen()))
+
+
+def test_error_replies_match_the_catalogue(world: HetznerWorld) -> None:
+    """403, 405, 409, 423 and 429 (and 401 token_readonly) as the catalogue documents them:
+    status and code, the details shape of the code, and the headers the spec promises."""
+    rec = Recorder()
+    client = world.client()
+    rec.attach(client._client._session)
+    raw = requests.Session()
+    raw.trust_env = False
+    raw.headers.update(world.headers())
+    rec.attach(raw)
+    ro = world.client(world.settings.read_only_token)
+    rec.attach(ro._client._session)
+
+    quietly(ro.load_balancers.create, name="ro", load_balancer_type=LoadBalancerType(name="lb11"), location=Location(name="fsn1"))
+    lb = create_lb(client)
+    quietly(client.load_balancers.create, name=lb.name, load_balancer_type=LoadBalancerType(name="lb11"), location=Location(name="fsn1"))
+    for port in range(81, 86):
+        lb.add_service(LoadBalancerService(protocol="tcp", listen_port=port, destination_port=port)).wait_until_finished()
+    quietly(lb.add_service, LoadBalancerService(protocol="tcp", listen_port=86, destination_port=86))  # 6th on lb11
+    raw.patch(world.url("/load_balancers"), json={})
+    raw.delete(world.url(f"/load_balancers/{lb.id}/actions/add_service"))
+    unknown_server = {"type": "server", "server": {"id": 999}}
+    raw.post(world.url("/firewalls"), json={"name": "fw-x", "apply_to": [unknown_server]})
+    fw = client.firewalls.create(name="fw-y").firewall
+    raw.post(world.url(f"/firewalls/{fw.id}/actions/apply_to_resources"), json={"apply_to": [unknown_server]})
+    raw.post(world.url(f"/firewalls/{fw.id}/actions/remove_from_resources"), json={"remove_from": [unknown_server]})
+
+    locked_world = HetznerWorld(settings=HetznerSettings(action_duration=20.0), speed=10.0).start()  # 2 s actions
+    try:
+        slow = locked_world.client()
+        rec.attach(slow._client._session)
+        slow_lb = slow.load_balancers.create(name="l", load_balancer_type=LoadBalancerType(name="lb11"), location=Location(name="fsn1")).load_balancer
+        quietly(slow_lb.add_service, LoadBalancerService(protocol="tcp", listen_port=81, destination_port=81))
+        quietly(slow_lb.delete)
+    finally:
+        locked_world.stop()
+
+    limited_world = HetznerWorld(settings=HetznerSettings(rate_limit_per_hour=2)).start()
+    try:
+        limited = limited_world.client()
+        rec.attach(limited._client._session)
+        for _ in range(3):
+            quietly(limited.locations.get_all)
+    finally:
+        limited_world.stop()
+
+    problems = problems_of(rec)
+    assert not problems, "\n".join(problems[:40])
+    codes = {(r.status, r.body["error"]["code"]) for r in rec.replies if r.status >= 400}
+    assert {
+        (401, "token_readonly"),
+        (403, "resource_limit_exceeded"),
+        (405, "method_not_allowed"),
+        (409, "uniqueness_error"),
+        (423, "locked"),
+        (429, "rate_limit_exceeded"),
+        (422, "firewall_resource_not_found"),  # POST /firewalls' table
+        (404, "firewall_resource_not_found"),  # apply_to_resources' and remove_from_resources' tables
+    } <= codes, codes
+    assert sum(1 for r in rec.replies if r.status == 405) == 2
+
+
+def _error(status: int, code: str, details: object = None, **headers: str) -> contract.Recorded:
+    hdrs = {"ratelimit-limit": "3600", "ratelimit-remaining": "3599", "ratelimit-reset": "9999999999"}
+    hdrs.update({k.replace("_", "-").lower(): v for k, v in headers.items()})
+    body = {"error": {"code": code, "message": "m", "details": details}}
+    return contract.Recorded("POST", "/load_balancers", status, body, hdrs)
+
+
+@pytest.mark.parametrize(
+    ("rec", "fragment"),
+    [
+        (_error(403, "token_readonly"), "not documented with status 403"),
+        (_error(422, "locked"), "not documented with status 422"),
+        (_error(409, "uniqueness_error"), "details of uniqueness_error"),
+        (_error(409, "uniqueness_error", {"fields": []}), "details of uniqueness_error"),
+        (_error(403, "resource_limit_exceeded", {"fields": [{"name": "max_targets"}]}), "details of resource_limit_exceeded"),
+        (_error(422, "invalid_input", {"fields": [{"name": "name"}]}), "details of invalid_input"),
+        (_error(429, "rate_limit_exceeded", ratelimit_remaining="5"), "RateLimit-Remaining is 5"),
+        (_error(429, "rate_limit_exceeded", ratelimit_reset="1000"), "in the past"),
+        (contract.Recorded("POST", "/load_balancers", 429, {"error": {"code": "rate_limit_exceeded", "message": "m", "details": None}}, {}), "ratelimit-limit missing"),
+        (contract.Recorded("PATCH", "/load_balancers", 405, {"error": {"code": "method_not_allowed", "message": "m", "details": None}}, {"allow": "GET"}), "Allow"),
+        (_error(412, "source_port_already_used"), None),  # in POST /load_balancers' own table
+        (_error(403, "resource_limit_exceeded", {"limits": [{"name": "max_targets"}]}), None),
+    ],
+)
+def test_the_error_checks_would_catch_a_wrong_reply(rec: contract.Recorded, fragment: str | None) -> None:
+    problems = contract.validate(rec)
+    if fragment is None:
+        assert problems == []
+    else:
+        assert any(fragment in p for p in problems), problems
 
 
 def test_overlay_catches_what_would_crash_hcloud() -> None:

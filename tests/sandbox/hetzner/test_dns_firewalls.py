@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.resolver
 import hcloud
 import pytest
 from hcloud import APIException
@@ -10,7 +15,8 @@ from hcloud.servers import Server
 from hcloud.zones import ZoneRecord, ZoneRRSet
 from support.hetzner_world import HetznerWorld
 
-from keybuzz_tui.sandbox.hetzner.seeds import HetznerSettings
+from keybuzz_tui.sandbox.dns import resolver_for
+from keybuzz_tui.sandbox.hetzner.seeds import HETZNER_NAMESERVERS, HetznerSettings
 
 
 def served(world: HetznerWorld, name: str, rtype: str = "A") -> tuple[str, ...] | None:
@@ -79,6 +85,72 @@ def test_dns_serves_a_change_only_when_its_action_succeeds() -> None:
         assert client.zones.get("keybuzz.io").status == "ok"
     finally:
         world.stop()
+
+
+def addresses(res: dns.resolver.Resolver, name: str) -> list[str]:
+    return sorted(r.address for r in res.resolve(name, "A"))
+
+
+def test_a_created_zone_is_served_by_the_dns_server(world: HetznerWorld, client: hcloud.Client) -> None:
+    host, port = world.start_dns()
+    res = resolver_for((host, port))
+    before = dns.query.udp(dns.message.make_query("www.newzone.example.", "A"), host, port=port, timeout=2)
+    assert before.rcode() == dns.rcode.REFUSED  # not a zone of this server (yet)
+
+    created = client.zones.create(
+        name="newzone.example",
+        mode="primary",
+        ttl=900,
+        rrsets=[
+            ZoneRRSet(name="www", type="A", ttl=300, records=[ZoneRecord("127.0.40.1"), ZoneRecord("127.0.40.2")]),
+            ZoneRRSet(name="@", type="TXT", records=[ZoneRecord('"v=spf1 -all"')]),
+            ZoneRRSet(name="app", type="CNAME", records=[ZoneRecord("www")]),
+        ],
+    )
+    assert created.zone.name == "newzone.example"
+    created.action.wait_until_finished()
+
+    www = res.resolve("www.newzone.example", "A")
+    assert sorted(r.address for r in www) == ["127.0.40.1", "127.0.40.2"] and www.rrset.ttl == 300
+    assert www.response.flags & dns.flags.AA
+    txt = res.resolve("newzone.example", "TXT")
+    assert [b"".join(r.strings) for r in txt] == [b"v=spf1 -all"] and txt.rrset.ttl == 900  # the zone's TTL
+    app = res.resolve("app.newzone.example", "A")
+    assert app.canonical_name.to_text() == "www.newzone.example." and sorted(r.address for r in app) == ["127.0.40.1", "127.0.40.2"]
+    ns = res.resolve("newzone.example", "NS")
+    assert sorted(r.target.to_text() for r in ns) == sorted(f"{n}." for n in HETZNER_NAMESERVERS)
+    assert res.resolve("newzone.example", "SOA")[0].mname.to_text() == f"{HETZNER_NAMESERVERS[0]}."
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        res.resolve("nope.newzone.example", "A")
+    with pytest.raises(dns.resolver.NoAnswer):
+        res.resolve("www.newzone.example", "AAAA")
+
+    zone = client.zones.get("newzone.example")
+    client.zones.create_rrset(zone, name="api", type="A", records=[ZoneRecord("127.0.40.3")]).action.wait_until_finished()
+    assert addresses(res, "api.newzone.example") == ["127.0.40.3"]
+    assert addresses(res, "www.newzone.example") == ["127.0.40.1", "127.0.40.2"]  # the zone's others stay
+
+
+def test_remove_records_takes_the_record_out_of_dns_answers(world: HetznerWorld, client: hcloud.Client) -> None:
+    res = resolver_for(world.start_dns())
+    zone = client.zones.get("keybuzz.io")
+    client.zones.create_rrset(
+        zone, name="platform", type="A", ttl=60, records=[ZoneRecord("127.0.30.1"), ZoneRecord("127.0.30.2")]
+    ).action.wait_until_finished()
+    assert addresses(res, "platform.keybuzz.io") == ["127.0.30.1", "127.0.30.2"]
+
+    rrset = client.zones.get_rrset(zone, "platform", "A")
+    client.zones.remove_rrset_records(rrset, [ZoneRecord("127.0.30.1")]).wait_until_finished()
+    assert addresses(res, "platform.keybuzz.io") == ["127.0.30.2"]
+    assert [r.value for r in client.zones.get_rrset(zone, "platform", "A").records] == ["127.0.30.2"]
+
+    # the last record: the rrset goes away with it (the spec's "for convenience"), so does the name
+    client.zones.remove_rrset_records(rrset, [ZoneRecord("127.0.30.2")]).wait_until_finished()
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        res.resolve("platform.keybuzz.io", "A")
+    with pytest.raises(APIException) as e:
+        client.zones.get_rrset(zone, "platform", "A")
+    assert e.value.code == "not_found"
 
 
 def test_firewall_set_rules_apply_and_remove(world: HetznerWorld, client: hcloud.Client) -> None:

@@ -216,6 +216,45 @@ def test_target_already_defined_and_limits(client: hcloud.Client) -> None:
     assert err.code == "resource_limit_exceeded"  # lb11: 5 services
 
 
+def test_lb11_takes_at_most_25_targets(client: hcloud.Client) -> None:
+    """lb11's max_targets (25) counts every server a label selector resolves to; the 26th target
+    is refused with resource_limit_exceeded (403), a bigger type takes it, and the smaller type
+    can then no longer be chosen."""
+    from hcloud.load_balancers import LoadBalancerTargetIP
+
+    lb = create_lb(client)
+    assert lb.load_balancer_type.max_targets == 25
+    workers = LoadBalancerTarget(
+        type="label_selector", use_private_ip=True, label_selector=LoadBalancerTargetLabelSelector(selector=WORKERS)
+    )
+    lb.add_target(workers).wait_until_finished()  # 5 servers
+    for i in range(1, 21):
+        lb.add_target(LoadBalancerTarget(type="ip", ip=LoadBalancerTargetIP(ip=f"127.0.99.{i}"))).wait_until_finished()
+    err = api_error(lb.add_target, LoadBalancerTarget(type="ip", ip=LoadBalancerTargetIP(ip="127.0.99.21")))
+    assert err.code == "resource_limit_exceeded"
+    assert err.details == {"limits": [{"name": "max_targets"}]}
+    assert err.message == "load balancer type lb11 allows at most 25 targets"
+    servers = LoadBalancerTarget(
+        type="label_selector",
+        use_private_ip=True,
+        label_selector=LoadBalancerTargetLabelSelector(selector="cluster=keybuzz,role=k3s-server"),
+    )
+    assert api_error(lb.add_target, servers).code == "resource_limit_exceeded"  # one target, 3 servers
+    session, base, headers = client._client._session, client._client._endpoint, client._client._headers
+    resp = session.post(
+        f"{base}/load_balancers/{lb.id}/actions/add_target",
+        json={"type": "ip", "ip": {"ip": "127.0.99.21"}},
+        headers=headers,
+    )
+    assert resp.status_code == 403
+    assert len(client.load_balancers.get_by_id(lb.id).targets) == 21  # 1 selector + 20 IPs
+
+    lb.change_type(LoadBalancerType(name="lb21")).wait_until_finished()
+    lb.add_target(servers).wait_until_finished()  # lb21: 75
+    err = api_error(lb.change_type, LoadBalancerType(name="lb11"))
+    assert err.code == "invalid_load_balancer_type"
+
+
 def test_invalid_health_check_values(client: hcloud.Client) -> None:
     lb = create_lb(client)
     svc = LoadBalancerService(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from support import sandboxes
+
+from keybuzz_tui.sandbox import scenarios
 
 
 def wait_for(pred, timeout=30.0, what="condition"):
@@ -184,3 +187,100 @@ def test_flaky_api_fails_some_requests_and_drops_watches(sandbox_factory):
     started = time.monotonic()
     r = sandboxes.raw(sb, "GET", "/api/v1/namespaces?watch=1&resourceVersion=0", timeout=30)
     assert r.status == 200 and time.monotonic() - started < 10  # closed by the server, not by our timeout
+
+
+def scenario_file(tmp_path, name: str, body: str) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+def test_a_non_default_nodeport_range_bounds_allocation_and_explicit_ports(sandbox_factory, tmp_path):
+    sb = sandbox_factory(scenario_file(tmp_path, "nodeports", """\
+        extends: healthy
+        name: custom-nodeports
+        cluster:
+          nodeport_range: [31000, 32999]
+        """))
+    core, _ = setup(sb, "np")
+
+    def svc(name, node_port=None):
+        port = {"port": 80, "targetPort": 8080}
+        if node_port is not None:
+            port["nodePort"] = node_port
+        return {"metadata": {"name": name}, "spec": {"type": "NodePort", "selector": {"app": name}, "ports": [port]}}
+
+    auto = [core.create_namespaced_service("np", svc(f"auto-{i}")).spec.ports[0].node_port for i in range(30)]
+    # automatic allocation stays in the range and above its static band (31000 + min(max(16, 2000/32), 128))
+    assert all(31062 <= p <= 32999 for p in auto) and len(set(auto)) == 30
+    assert core.create_namespaced_service("np", svc("low", 31000)).spec.ports[0].node_port == 31000
+    assert core.create_namespaced_service("np", svc("high", 32999)).spec.ports[0].node_port == 32999
+    for bad in (30080, 30999, 33000):
+        with pytest.raises(ApiException) as e:
+            core.create_namespaced_service("np", svc(f"out-{bad}", bad))
+        assert e.value.status == 422
+        assert json.loads(e.value.body)["message"] == (
+            f'Service "out-{bad}" is invalid: spec.ports[0].nodePort: Invalid value: {bad}: '
+            "provided port is not in the valid range. The range of valid ports is 31000-32999"
+        )
+    # what a client learns the range from without changing anything (a dry run)
+    with pytest.raises(ApiException) as e:
+        core.create_namespaced_service("np", svc("probe", 1), dry_run="All")
+    assert "The range of valid ports is 31000-32999" in json.loads(e.value.body)["message"]
+    with pytest.raises(ApiException) as e:
+        core.create_namespaced_service("np", svc("dup", 31000))
+    assert json.loads(e.value.body)["message"].endswith("Invalid value: 31000: provided port is already allocated")
+    assert core.read_namespaced_service("ingress-nginx-controller", "ingress-nginx").spec.ports[0].node_port == 31695
+
+
+def test_a_nodeport_range_without_the_ingress_nodeports_is_refused(tmp_path):
+    path = scenario_file(tmp_path, "narrow", """\
+        extends: healthy
+        cluster:
+          nodeport_range: [20000, 22767]
+        """)
+    with pytest.raises(scenarios.ScenarioError, match="nodeport_range 20000-22767 must include the ingress-nginx NodePorts 31695 and 32720"):
+        scenarios.load(path)
+
+
+FLAKY = """\
+    extends: flaky-api
+    name: flaky-{seed}
+    faults:
+      error_rate: 0.3
+      slow_rate: 0.25
+      slow_seconds: 12.5
+      seed: {seed}
+    """
+SLOW = 12.5 / sandboxes.TEST_SPEED  # slow_seconds on the test clock: 0.5 s
+
+
+def flaky_run(sb, n: int = 10) -> list[tuple[int, str, bool]]:
+    """(status, Status reason, slow?) of n identical GETs, one after the other."""
+    out = []
+    for _ in range(n):
+        started = time.monotonic()
+        r = sandboxes.raw(sb, "GET", "/api/v1/namespaces/default", timeout=10)
+        took = time.monotonic() - started
+        body = json.loads(r.data)
+        out.append((r.status, body.get("reason", "") if body["kind"] == "Status" else body["kind"], took >= 0.75 * SLOW))
+        if took >= 0.75 * SLOW:
+            assert took >= SLOW * 0.95  # a slow answer is slow by slow_seconds, not by accident
+    return out
+
+
+def test_flaky_api_is_slow_sometimes_and_replays_exactly_with_the_same_seed(sandbox_factory, tmp_path):
+    runs = []
+    for i, seed in enumerate((7, 7, 3)):
+        sb = sandbox_factory(scenario_file(tmp_path, f"flaky{i}", FLAKY.format(seed=seed)))
+        runs.append(flaky_run(sb))
+        sb.stop()
+    first, again, other = runs
+    assert first == again  # same seed, same sequence of failures and slow answers
+    assert first != other
+    statuses = {s for s, _, _ in first}
+    assert 200 in statuses and statuses & {500, 503, 504} and any(slow for _, _, slow in first)
+    assert {(s, reason) for s, reason, _ in first + other if s != 200} <= {
+        (500, "InternalError"), (503, "ServiceUnavailable"), (504, "Timeout"),
+    }
+    assert {reason for s, reason, _ in first if s == 200} == {"Namespace"}

@@ -9,6 +9,8 @@ mark them nullable, so a real server's output would fail the same check otherwis
 from __future__ import annotations
 
 import json
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +127,153 @@ def test_the_check_would_catch_a_wrong_response(sandbox, validators):
     body["items"][0]["status"]["numberReady"] = "5"
     errors = list(validators("apps", "io.k8s.api.apps.v1.DaemonSetList").iter_errors(_drop_nulls(body)))
     assert len(errors) == 2
+
+
+# --- failure states: what the wizard's board reads when something is wrong -------------------
+
+NS = "states"
+FAILURES = """\
+    extends: port-taken
+    name: failure-states
+    registry:
+      missing: ["ghcr.io/keybuzz/missing:*"]
+    """
+
+
+def _wait(pred, what: str, timeout: float = 30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _get(sb, path: str) -> dict[str, Any]:
+    r = sandboxes.raw(sb, "GET", path)
+    assert r.status == 200, (path, r.status, r.data[:300])
+    return json.loads(r.data)
+
+
+def _post(sb, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    r = sandboxes.raw(sb, "POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    return r.status, json.loads(r.data)
+
+
+@pytest.fixture(scope="module")
+def failures(tmp_path_factory):
+    """A port-taken world with a missing image: a crash-looping pod, one in ImagePullBackOff, an
+    unschedulable one with its event, a Lease, a SelfSubjectAccessReview, and the watch of it all."""
+    d = tmp_path_factory.mktemp("failure-states")
+    scenario = d / "failure-states.yaml"
+    scenario.write_text(textwrap.dedent(FAILURES))
+    sb = sandboxes.start(d / "state", str(scenario))
+    try:
+        assert _post(sb, "/api/v1/namespaces", {"metadata": {"name": NS}})[0] == 201
+        rv = _get(sb, f"/api/v1/namespaces/{NS}/pods")["metadata"]["resourceVersion"]
+        ds = {
+            "metadata": {"name": "api"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "api"}},
+                "template": {
+                    "metadata": {"labels": {"app": "api"}},
+                    "spec": {"hostNetwork": True, "dnsPolicy": "Default", "nodeSelector": {"keybuzz.io/pool": "workers"},
+                             "containers": [{"name": "api", "image": "ghcr.io/keybuzz/api:1.4.2", "ports": [{"containerPort": 8080}]}]},
+                },
+            },
+        }
+        assert _post(sb, f"/apis/apps/v1/namespaces/{NS}/daemonsets", ds)[0] == 201
+        pull = {"metadata": {"name": "pull"}, "spec": {"containers": [{"name": "c", "image": "ghcr.io/keybuzz/missing:1.0"}]}}
+        stuck = {"metadata": {"name": "stuck"}, "spec": {"nodeSelector": {"keybuzz.io/pool": "nowhere"}, "containers": [{"name": "c", "image": "nginx:1.27"}]}}
+        for pod in (pull, stuck):
+            assert _post(sb, f"/api/v1/namespaces/{NS}/pods", pod)[0] == 201
+
+        def waiting(pod: dict[str, Any], reason: str) -> bool:
+            return any(((c.get("state") or {}).get("waiting") or {}).get("reason") == reason for c in pod["status"].get("containerStatuses") or [])
+
+        def crashing():
+            pods = _get(sb, f"/api/v1/namespaces/{NS}/pods?labelSelector=app%3Dapi&fieldSelector=spec.nodeName%3Dk3s-worker-03")["items"]
+            return next((p for p in pods if waiting(p, "CrashLoopBackOff") and p["status"]["containerStatuses"][0].get("lastState", {}).get("terminated")), None)
+
+        samples: dict[str, tuple[dict[str, Any], str, str]] = {}
+        samples["pod in CrashLoopBackOff"] = (_wait(crashing, "CrashLoopBackOff"), "core", "io.k8s.api.core.v1.Pod")
+        def pulling():
+            pod = _get(sb, f"/api/v1/namespaces/{NS}/pods/pull")
+            return pod if waiting(pod, "ImagePullBackOff") else None
+
+        samples["pod in ImagePullBackOff"] = (_wait(pulling, "ImagePullBackOff"), "core", "io.k8s.api.core.v1.Pod")
+        samples["unschedulable pod"] = (_get(sb, f"/api/v1/namespaces/{NS}/pods/stuck"), "core", "io.k8s.api.core.v1.Pod")
+        events = _wait(lambda: _get(sb, f"/api/v1/namespaces/{NS}/events?fieldSelector=reason%3DFailedScheduling")["items"], "FailedScheduling")
+        samples["FailedScheduling event"] = (events[0], "core", "io.k8s.api.core.v1.Event")
+        samples["event list with failures"] = (_get(sb, f"/api/v1/namespaces/{NS}/events"), "core", "io.k8s.api.core.v1.EventList")
+        now = "2026-01-01T00:00:00.000000Z"
+        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "keybuzz-wizard"},
+                 "spec": {"holderIdentity": "wizard-1", "leaseDurationSeconds": 15, "acquireTime": now, "renewTime": now, "leaseTransitions": 0}}
+        status, created = _post(sb, f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases", lease)
+        assert status == 201
+        samples["created Lease"] = (created, "swagger", "io.k8s.api.coordination.v1.Lease")
+        samples["Lease"] = (_get(sb, f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/keybuzz-wizard"), "swagger", "io.k8s.api.coordination.v1.Lease")
+        for verb, allowed in (("create", True), ("escalate", True)):
+            status, review = _post(sb, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"verb": verb, "group": "apps", "resource": "daemonsets", "namespace": NS}},
+            })
+            assert status == 201 and review["status"]["allowed"] is allowed
+            samples[f"SelfSubjectAccessReview ({verb})"] = (review, "swagger", "io.k8s.api.authorization.v1.SelfSubjectAccessReview")
+        watched = sandboxes.raw(sb, "GET", f"/api/v1/namespaces/{NS}/pods?watch=1&resourceVersion={rv}&timeoutSeconds=1&allowWatchBookmarks=true", timeout=15)
+        expired = sandboxes.raw(sb, "GET", f"/api/v1/namespaces/{NS}/pods?watch=1&resourceVersion=1&timeoutSeconds=1", timeout=15)
+        yield {"samples": samples, "watch": watched.data.splitlines(), "expired": expired.data.splitlines()}
+    finally:
+        sb.stop()
+
+
+FAILURE_SAMPLES = [
+    "pod in CrashLoopBackOff", "pod in ImagePullBackOff", "unschedulable pod", "FailedScheduling event",
+    "event list with failures", "created Lease", "Lease", "SelfSubjectAccessReview (create)",
+    "SelfSubjectAccessReview (escalate)",
+]
+
+
+@pytest.mark.parametrize("name", FAILURE_SAMPLES)
+def test_failure_states_validate_against_the_official_schema(failures, validators, name):
+    body, doc, schema = failures["samples"][name]
+    errors = sorted(validators(doc, schema).iter_errors(_drop_nulls(body)), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:10])
+
+
+def test_the_failure_samples_are_what_they_claim(failures):
+    s = failures["samples"]
+    crash = s["pod in CrashLoopBackOff"][0]["status"]["containerStatuses"][0]
+    assert crash["state"]["waiting"]["reason"] == "CrashLoopBackOff" and crash["restartCount"] >= 1
+    assert crash["lastState"]["terminated"]["exitCode"] == 1 and crash["lastState"]["terminated"]["reason"] == "Error"
+    pull = s["pod in ImagePullBackOff"][0]["status"]
+    assert pull["phase"] == "Pending" and pull["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    stuck = s["unschedulable pod"][0]
+    assert stuck["status"]["phase"] == "Pending" and "nodeName" not in stuck["spec"]
+    cond = next(c for c in stuck["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert (cond["status"], cond["reason"]) == ("False", "Unschedulable")
+    ev = s["FailedScheduling event"][0]
+    assert ev["type"] == "Warning" and ev["involvedObject"]["name"] == "stuck" and ev["message"].startswith("0/8 nodes are available")
+    assert s["Lease"][0]["spec"]["holderIdentity"] == "wizard-1"
+
+
+def test_watch_events_validate_as_watch_events_of_their_kind(failures, validators):
+    envelope = validators("core", "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent")
+    pod = validators("core", "io.k8s.api.core.v1.Pod")
+    status = validators("core", "io.k8s.apimachinery.pkg.apis.meta.v1.Status")
+    types = []
+    for line in failures["watch"]:
+        ev = json.loads(line)
+        types.append(ev["type"])
+        assert not list(envelope.iter_errors(ev))
+        assert set(ev) == {"type", "object"} and ev["type"] in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK")
+        errors = list(pod.iter_errors(_drop_nulls(ev["object"])))
+        assert not errors, "\n".join(f"{ev['type']} {list(e.path)}: {e.message}" for e in errors[:5])
+        assert ev["object"]["kind"] == "Pod" and ev["object"]["metadata"]["resourceVersion"]
+    assert types.count("ADDED") >= 7 and "MODIFIED" in types  # 5 DaemonSet pods, pull, stuck; then their lives
+    [line] = failures["expired"]
+    ev = json.loads(line)
+    assert ev["type"] == "ERROR" and not list(envelope.iter_errors(ev))
+    assert not list(status.iter_errors(_drop_nulls(ev["object"])))
+    assert (ev["object"]["code"], ev["object"]["reason"]) == (410, "Expired")
