@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,7 @@ def worst(codes: list[int]) -> int:
 class PlanOutcome:
     full: FullPlan
     problems: list[tuple[str, Problem]] = field(default_factory=list)
+    firewall: Any = None  # firewall.FirewallReview in check mode (warnings only: never in `code`)
 
     @property
     def code(self) -> int:
@@ -174,21 +176,27 @@ class _Recording(Platform):
     def plan_dns(self) -> Plan:
         return self._keep("dns", lambda: super(_Recording, self).plan_dns())  # type: ignore[no-any-return]
 
-    def plan_firewall(self) -> Plan:
-        return self._keep("firewall", lambda: super(_Recording, self).plan_firewall())  # type: ignore[no-any-return]
+    def plan_firewall(self, *, mode: str | None = None) -> Plan:
+        return self._keep("firewall", lambda: super(_Recording, self).plan_firewall(mode=mode))  # type: ignore[no-any-return]
 
 
-def plan_all(ctx: Any, *, probe: bool = False) -> PlanOutcome:
-    """Platform.plan (every step emits its own events), with each error classified."""
+def plan_all(ctx: Any, *, probe: bool = False, firewall_check: bool = False) -> PlanOutcome:
+    """Platform.plan (every step emits its own events), with each error classified. With
+    firewall_check and firewall.mode: check, the Firewall step follows as a check (what passes,
+    what is missing, the fix, the UFW rules): warnings that never change the exit code."""
     platform = _Recording(ctx)
     fp = platform.plan(probe=probe)
-    return PlanOutcome(fp, [(step, classify(e)) for step, e in platform.raised])
+    outcome = PlanOutcome(fp, [(step, classify(e)) for step, e in platform.raised])
+    if firewall_check and ctx.config.firewall.mode == "check":
+        outcome.firewall = platform.review_firewall()
+    return outcome
 
 
-def plan_result(fp: FullPlan) -> dict[str, Any]:
-    """The plan's part of the --json Result object."""
+def plan_result(fp: FullPlan, firewall: Any = None) -> dict[str, Any]:
+    """The plan's part of the --json Result object (`firewall`: the check mode's review)."""
     counts = fp.plan.counts()
-    return {
+    extra = {"firewall": firewall.to_dict()} if firewall is not None else {}
+    return {**extra,
         "summary": fp.plan.summary(),
         "changes": fp.plan.has_changes,
         "counts": {k: counts.get(k, 0) for k in ("create", "update", "delete", "unchanged", "manual")},
@@ -316,6 +324,53 @@ def _short(text: str) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
+def target_flags(args: Any) -> str:
+    """The options that point a command at the same platform (--config, --context, --sandbox), so
+    a command the CLI suggests can be pasted as it is."""
+    out = ""
+    for flag in ("config", "context", "sandbox"):
+        value = getattr(args, flag, None)
+        if value:
+            out += f" --{flag} {shlex.quote(str(value))}"
+    return out
+
+
+def previous_revisions(ctx: Any, apps: list[str]) -> dict[str, Any]:
+    """app -> the revision `keybuzz-tui rollback APP` goes back to (rollout.Revision), or None
+    when there is none (the app's first rollout, or its history cannot be read)."""
+    from .engine import rollout
+
+    out: dict[str, Any] = {}
+    for app in apps:
+        try:
+            hist = rollout.history(ctx, app)
+        except Cancelled:
+            raise
+        except Exception:  # the advice must not hide the rollout's own verdict
+            out[app] = None
+            continue
+        cur = next((h for h in reversed(hist) if h.current), None)
+        older = [h for h in hist if not h.current and (cur is None or h.revision < cur.revision)]
+        out[app] = older[-1] if older else None
+    return out
+
+
+def rollback_advice(previous: dict[str, Any], flags: str = "") -> str:
+    """The remediation of a failed rollout: fix and re-run, or go back with `keybuzz-tui rollback
+    APP` for each app that has an earlier revision (its first rollout has none)."""
+    can = [(a, r) for a, r in previous.items() if r is not None]
+    cannot = [a for a, r in previous.items() if r is None]
+    text = "fix the cause above, then run apply again (it resumes)"
+    if can:
+        text += ", or go back to what ran before: " + "; ".join(
+            f"`keybuzz-tui rollback {a}{flags}` (to revision {r.revision}: {', '.join(r.images)})" for a, r in can)
+        text += " (keybuzz.yaml is not changed: pin the old image there, or the next apply rolls forward again)"
+    if cannot:
+        text += (f"; {', '.join(cannot)}: nothing to roll back to, this was the first rollout "
+                 "(`keybuzz-tui rollback APP` needs an earlier revision)")
+    return text
+
+
 # --- apply ---------------------------------------------------------------------------------------
 
 
@@ -414,9 +469,13 @@ def _apply_locked(ctx: Any, args: argparse.Namespace, steps: set[str]) -> tuple[
                     ctx.emit(w)
                 if res.status != "degraded":
                     finish("failed", step="rollout", rollout=res.status)
+                    failing = sorted({a for a, _ in res.stuck()}) or [a.name for a in ctx.config.apps]
+                    previous = previous_revisions(ctx, failing)
                     ctx.emit(Warning_(step="rollout", message=f"the rollout did not complete ({res.status})",
-                                      remediation="fix the cause above, then run apply again (it resumes); the wizard (`keybuzz-tui`) offers a rollback to the previous revision"))
+                                      remediation=rollback_advice(previous, target_flags(args))))
                     return FAILED, {"failed": "rollout", "rollout": res.status,
+                                    "rollback": {a: ({"command": f"keybuzz-tui rollback {a}{target_flags(args)}", "to_revision": r.revision,
+                                                      "images": list(r.images)} if r is not None else None) for a, r in previous.items()},
                                     "stuck": [{"app": a, "node": n.node, "phase": n.phase, "reason": n.reason, "message": n.message} for a, n in res.stuck()],
                                     "verdict": f"apply failed at the rollout ({res.status} after {res.elapsed:.0f} s): {rollout_brief(res)}"}
                 degraded = _short(res.message)
@@ -433,8 +492,11 @@ def _apply_locked(ctx: Any, args: argparse.Namespace, steps: set[str]) -> tuple[
                                   remediation="the validation below says why; fix it and run validate (or apply) again"))
         if "dns" in steps:
             platform.apply_dns(platform.plan_dns())
+        review = None
         if "firewall" in steps and ctx.config.firewall.mode == "manage":
             platform.apply_firewall(platform.plan_firewall(), allow_destructive=allow_destructive)
+        elif "firewall" in steps and ctx.config.firewall.mode == "check":
+            review = platform.review_firewall()  # a warning at most: it never fails the apply
         rep = platform.validate()  # announces its own step
         if rep.cancelled:
             raise Cancelled(ctx.cancel.reason or "interrupted")
@@ -448,17 +510,22 @@ def _apply_locked(ctx: Any, args: argparse.Namespace, steps: set[str]) -> tuple[
                                   "first_broken": rep.first_broken()}
         if degraded:
             result["rollout"] = "degraded"
+        fw_note = ""
+        if review is not None:
+            result["firewall"] = review.to_dict()
+            if review.status != "ok":
+                fw_note = f"; firewall (warning): {review.summary()}"
         if failed:
             finish("validation-failed", failed=[r.check for r in failed])
-            result["verdict"] = f"applied, but validation fails: {rep.summary()} ({', '.join(r.check for r in failed)})"
+            result["verdict"] = f"applied, but validation fails: {rep.summary()} ({', '.join(r.check for r in failed)}){fw_note}"
             return FAILED, result
         if degraded:
             finish("degraded", rollout=degraded)
-            result["verdict"] = f"applied, but degraded: {degraded}"
+            result["verdict"] = f"applied, but degraded: {degraded}{fw_note}"
             return FAILED, result
         finish("ok")
         what = f"applied {wanted.summary()}" if wanted.has_changes else "nothing to change"
-        result["verdict"] = f"apply complete: {what}; validation {rep.summary()}"
+        result["verdict"] = f"apply complete: {what}; validation {rep.summary()}{fw_note}"
         return OK, result
     except Cancelled as e:
         finish("interrupted", reason=str(e))

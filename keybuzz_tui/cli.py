@@ -31,6 +31,22 @@ RBAC, missing secret), 5 cluster/Hetzner unreachable, 130 interrupted (re-run re
 environment: KUBECONFIG, HCLOUD_TOKEN, HCLOUD_ENDPOINT, KEYBUZZ_SECRET_<APP>_<KEY>, KEYBUZZ_STATE_DIR."""
 
 
+YES_NOOP = "accepted and ignored: this command never changes anything (for scripts that pass --yes to every command)"
+
+
+def _net_arg(value: str) -> int | None:
+    """`--net`: a number 0-254, or `auto` (None: the sandbox reserves the first free network)."""
+    if value == "auto":
+        return None
+    try:
+        net = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a number from 0 to 254 nor `auto`") from None
+    if not 0 <= net <= 254:
+        raise argparse.ArgumentTypeError(f"{net} is outside 0-254 (the second byte of a 127.x.y.z address)")
+    return net
+
+
 def add_common_options(p: argparse.ArgumentParser, *, json_out: bool = True) -> None:
     p.add_argument("--config", metavar="FILE", help="answers file (default: ./keybuzz.yaml, else the user config dir)")
     p.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the file's, else the current one)")
@@ -62,12 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--list", action="store_true", help="list the scenarios and exit")
     sb.add_argument("--workers", type=int, default=None, help="number of K3s workers (default: the scenario's, 5)")
     sb.add_argument("--servers", type=int, default=None, help="number of K3s servers (default: the scenario's, 3)")
-    sb.add_argument("--net", type=int, default=0, help="loopback network 127.NET.x.y to use (default 0; tests pick free ones)")
+    sb.add_argument("--net", type=_net_arg, default=0,
+                    help="loopback network 127.NET.x.y to use (default 0), or `auto` for the first free one (sandbox.json says which)")
     sb.add_argument("--speed", type=float, default=None, help="divide every simulated delay by this factor")
 
     pl = sub.add_parser("plan", help="show what apply would change (nothing is changed)")
     add_common_options(pl)
     pl.add_argument("--probe", action="store_true", help="also run short-lived probe pods to find host processes holding ports")
+    pl.add_argument("--junit", metavar="FILE", help="write the plan as JUnit XML (a testcase per step and per port; conflicts fail)")
+    pl.add_argument("--yes", action="store_true", help=YES_NOOP)
 
     ap = sub.add_parser("apply", help="plan, confirm, then apply every step and validate")
     add_common_options(ap)
@@ -87,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--only", default="", help="comma-separated check ids to run")
     va.add_argument("--skip", default="", help="comma-separated check ids to skip on purpose")
     va.add_argument("--board", action="store_true", help="open the live validation board (TUI)")
+    va.add_argument("--watch", action="store_true",
+                    help="keep validating (watches + a timer); one line (JSON line with --json) per check whose status changes, until Ctrl-C (exit 130)")
+    va.add_argument("--interval", type=float, default=10.0, metavar="S",
+                    help="with --watch: seconds between re-checks of the network side (default 10, at least 1); Kubernetes changes are seen at once")
+    va.add_argument("--yes", action="store_true", help=YES_NOOP)
     va.add_argument("--demo", action="store_true", help="with --board: on the embedded sandbox world")
     va.add_argument("--scenario", default="healthy", help="with --board --demo: the scenario")
 
@@ -100,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _attach_optional(sub: Any) -> None:
     """Subcommands whose modules may be absent in a partial install still leave the CLI usable."""
-    for mod in ("cli_config", "cli_credentials", "cli_recover", "cli_doctor"):
+    for mod in ("cli_config", "cli_credentials", "cli_recover", "cli_doctor", "cli_firewall"):
         try:
             m = __import__(f"keybuzz_tui.{mod}", fromlist=["add_parser"])
         except ImportError:
@@ -143,23 +167,27 @@ def make_context(args: argparse.Namespace, cfg: Any, sink: Any) -> Any:
             endpoints.context = args.context
     else:
         endpoints = Endpoints(
-            kubeconfig=os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or cfg.cluster.kubeconfig,
+            # every file of KUBECONFIG's list, merged as kubectl does (engine.context.merged_kubeconfig)
+            kubeconfig=os.environ.get("KUBECONFIG", "").strip(os.pathsep) or cfg.cluster.kubeconfig,
             context=cfg.cluster.context or None,
             hcloud_endpoint=os.environ.get("HCLOUD_ENDPOINT") or None,
         )
-    secrets = make_secrets(cfg)
-    ctx = Context(cfg, endpoints, secrets, sink=sink, cancel=CancelToken(), journal=Journal(journal_path(cfg.profile)))
+    journal = Journal(journal_path(cfg.profile))
+    secrets = make_secrets(cfg, journal=journal)
+    ctx = Context(cfg, endpoints, secrets, sink=sink, cancel=CancelToken(), journal=journal)
     return ctx
 
 
-def make_secrets(cfg: Any) -> Any:
+def make_secrets(cfg: Any, *, journal: Any = None) -> Any:
+    """The credential store of cfg.profile; with `journal`, generating, rotating, setting or
+    forgetting a credential writes a journal line (name, action, source; never the value)."""
     try:
         from .credentials import CredentialStore
     except ImportError:
         from .engine.context import NoSecrets
 
         return NoSecrets()
-    return CredentialStore(cfg.profile)
+    return CredentialStore(cfg.profile, journal=journal)
 
 
 def make_sink(args: argparse.Namespace) -> Any:
@@ -214,12 +242,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
     code = guard_preflight(ctx, args, sink, need_hcloud=False)
     if code is not None:
         return code
-    outcome = plan_all(ctx, probe=args.probe)  # each step emits its ObjectPlanned events and its summary
+    import time
+
+    started = time.time()
+    # each step emits its ObjectPlanned events and its summary; in firewall.mode: check, the
+    # Firewall step follows as a check (warnings only: it never changes the exit code)
+    outcome = plan_all(ctx, probe=args.probe, firewall_check=True)
     fp = outcome.full
+    if getattr(args, "junit", None):
+        from .engine.report import plan_to_junit
+
+        Path(args.junit).write_text(plan_to_junit(fp, firewall=outcome.firewall, started_at=started))
+    result = plan_result(fp, outcome.firewall)
     if fp.errors or fp.conflicts:
-        return finish(args, sink, outcome.code, f"plan: {fp.plan.summary()}, but " + plan_verdict(outcome, applying=False), **plan_result(fp))
+        return finish(args, sink, outcome.code, f"plan: {fp.plan.summary()}, but " + plan_verdict(outcome, applying=False), **result)
     what = "no changes: the platform matches keybuzz.yaml" if not fp.plan.has_changes else f"apply would make {fp.plan.summary()}"
-    return finish(args, sink, OK, f"plan: {what}", **plan_result(fp))
+    fw = outcome.firewall
+    note = f"; firewall (warning): {fw.summary()}" if fw is not None and fw.status != "ok" else ""
+    return finish(args, sink, OK, f"plan: {what}{note}", **result)
 
 
 def sink_summary(sink: Any, text: str) -> None:
@@ -302,6 +342,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    if args.board and args.watch:
+        err("validate: --watch prints changes headless; --board shows them live in the TUI: choose one")
+        return USAGE
     if args.board:
         from .app import run_wizard
 
@@ -311,12 +354,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .engine.platform import Platform
 
     cfg = load_config(args)
+    if args.watch:
+        from .cli_watch import run_watch
+
+        return run_watch(args, cfg)
     sink = make_sink(args)
     ctx = make_context(args, cfg, sink)
     install_sigint(ctx)
     only = {s for s in args.only.split(",") if s} or None
     skip = {s for s in args.skip.split(",") if s}
     from .engine.validate import UnknownCheck
+
 
     try:
         rep = Platform(ctx).validate(only=only, skip=skip)

@@ -102,11 +102,15 @@ def _config(args: argparse.Namespace) -> tuple[Any, Path | None]:
 
 
 def _store(args: argparse.Namespace, cfg: Any) -> Any:
+    """The profile's store; every change it makes is journaled in the profile's state directory
+    (journal.jsonl: the name, the action and the source, never the value)."""
     from .credentials import CredentialStore
+    from .journal import Journal
+    from .paths import journal_path
 
     profile = getattr(args, "profile", None) or cfg.profile
     try:
-        return CredentialStore(profile)
+        return CredentialStore(profile, journal=Journal(journal_path(profile)))
     except ValueError as e:
         raise _Usage(str(e)) from None
 
@@ -117,7 +121,7 @@ def _read_secret(name: str) -> str:
 
     from .credentials import CERTIFICATE_KEY, HCLOUD_TOKEN
 
-    if not sys.stdin.isatty():
+    if not _stdin_is_terminal():
         value = sys.stdin.read()
         return value if name == CERTIFICATE_KEY else value.strip()
     if name == CERTIFICATE_KEY:
@@ -128,6 +132,13 @@ def _read_secret(name: str) -> str:
         if again != value:
             raise _Usage("the two entries differ; nothing stored")
     return value
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # closed
+        return False
 
 
 # --- actions -----------------------------------------------------------------------------------
@@ -191,10 +202,11 @@ def cmd_set(args: argparse.Namespace) -> int:
             raise _Usage(f"{args.name} is not a secret of keybuzz.yaml; known: {', '.join(known) or 'none'}")
     store = _store(args, cfg)
     store.verify()  # no prompt for a value we could not store
+    source = "prompt" if _stdin_is_terminal() else "stdin"
     value = _read_secret(args.name)
     if not value.strip():
         raise _Usage("empty value; nothing stored")
-    store.set(args.name, value)
+    store.set(args.name, value, source=f"entered ({source})")
     _out(f"stored {args.name} in {store.backend_description()} (service {store.service}): {mask(args.name, value)}")
     if os.environ.get(env_var(args.name)):
         _out(f"note: {env_var(args.name)} is set in this environment and wins over the keyring")

@@ -44,6 +44,7 @@ from .redact import REDACTOR, safe_error
 if TYPE_CHECKING:
     from .cancel import CancelToken
     from .engine.context import Context, Endpoints
+    from .journal import Journal
 
 T = TypeVar("T")
 
@@ -359,6 +360,7 @@ class CredentialStore:
         env: Mapping[str, str] | None = None,
         allow_env: bool = True,
         timeout: float = KEYRING_TIMEOUT,
+        journal: Journal | None = None,
     ) -> None:
         if not DNS_LABEL.match(profile or ""):
             raise ValueError(f"profile {profile!r} must be a DNS label")
@@ -372,6 +374,7 @@ class CredentialStore:
         self._problem: KeyringUnavailable | None = None
         self._description: str | None = None
         self._lock = threading.Lock()
+        self.journal = journal  # the platform's journal: every change of a credential gets a line (never its value)
 
     # --- the backend ---------------------------------------------------------------------------
 
@@ -489,7 +492,9 @@ class CredentialStore:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def set(self, name: str, value: str) -> None:
+    def set(self, name: str, value: str, *, source: str = "entered") -> None:
+        """Store `value` under `name`; `source` says where it came from for the journal (entered,
+        stdin, prompt, wizard...): the journal gets the name, the action and the source, never the value."""
         parse_name(name)
         if not isinstance(value, str) or not value.strip():
             raise CredentialError(f"refusing to store an empty value for {name}")
@@ -497,6 +502,7 @@ class CredentialStore:
             value = value.strip()
         REDACTOR.add(value)
         self._call(lambda b: b.set_password(self.service, name, value))
+        self._journal(name, "set", source)
 
     def delete(self, name: str) -> bool:
         """Remove `name` from the keyring; False if it was not there. (The environment is not ours.)"""
@@ -509,7 +515,16 @@ class CredentialStore:
                 return False
             return True
 
-        return self._call(drop)
+        done = self._call(drop)
+        if done:
+            self._journal(name, "forget", "keyring")
+        return done
+
+    def _journal(self, name: str, action: str, source: str, **fields: Any) -> None:
+        """One journal line per credential change: which key, what happened, where the value came
+        from, and where it is kept. Never the value (and the journal redacts every line anyway)."""
+        if self.journal is not None:
+            self.journal.write("credential", name=name, action=action, source=source, store=f"keyring ({self.service})", **fields)
 
     # --- the answers' view -----------------------------------------------------------------------
 
@@ -563,6 +578,7 @@ class CredentialStore:
             value = generate_secret(spec.length)
             self._call(lambda b, n=name, v=value: b.set_password(self.service, n, v))
             generated.append(name)
+            self._journal(name, "rotate" if name in wanted else "generate", "generated", length=spec.length)
         return generated
 
     def missing(self, config: Config) -> list[str]:

@@ -50,7 +50,7 @@ class Endpoints:
     """How to reach the platform. Production: the kubeconfig context and api.hetzner.cloud.
     `--sandbox DIR`: everything read from the sandbox's state directory."""
 
-    kubeconfig: str | None = None
+    kubeconfig: str | None = None  # a file, or several separated by os.pathsep (KUBECONFIG), merged as kubectl does
     context: str | None = None
     hcloud_endpoint: str | None = None  # None: the official API
     hcloud_token_env: str | None = None  # a token given explicitly (HCLOUD_TOKEN, --sandbox's hcloud.env)
@@ -132,12 +132,7 @@ class Context:
     def kube(self) -> Any:
         """An official kubernetes ApiClient for the configured context (built once)."""
         if self._kube is None:
-            from kubernetes import config as kconfig
-
-            path = os.path.expanduser(self.endpoints.kubeconfig or self.config.cluster.kubeconfig)
-            self._kube = kconfig.new_client_from_config(
-                config_file=path, context=self.endpoints.context or None, persist_config=False
-            )
+            self._kube = kube_client(self.endpoints.kubeconfig or self.config.cluster.kubeconfig, self.endpoints.context or None)
         return self._kube
 
     def hcloud(self, token: str | None = None) -> Any:
@@ -165,3 +160,37 @@ class Context:
             except Exception:
                 pass
             self._kube = None
+
+
+def merged_kubeconfig(kubeconfig: str) -> Any:
+    """One kubeconfig file, or several separated by os.pathsep (KUBECONFIG's list), merged the way
+    kubectl merges them: files that do not exist are skipped, the first file that defines a
+    cluster, context or user by a name wins for that name, and current-context comes from the
+    first file that sets one. Returns the kubernetes library's KubeConfigMerger (its `config` is
+    what KubeConfigLoader takes; relative certificate paths stay relative to their own file).
+
+    The library's merger already keeps the first definition of each name, but lets every later
+    file overwrite current-context; kubectl keeps the first one, and so do we."""
+    from kubernetes.config.kube_config import ConfigException, KubeConfigMerger
+
+    paths = [os.path.expanduser(p) for p in str(kubeconfig or "").split(os.pathsep) if p.strip()]
+    merger = KubeConfigMerger(os.pathsep.join(paths))
+    if merger.config is None:
+        raise ConfigException(f"no kubeconfig file found (looked for {', '.join(paths) or 'nothing: the path is empty'})")
+    current = next((c.get("current-context") for c in (merger.config_files.get(p) or {} for p in merger.paths)
+                    if c.get("current-context")), None)
+    if current:
+        merger.config.value["current-context"] = current
+    return merger
+
+
+def kube_client(kubeconfig: str, context: str | None = None) -> Any:
+    """An official kubernetes ApiClient for `context` (default: the merged current-context) of
+    the kubeconfig file(s) (see merged_kubeconfig)."""
+    from kubernetes.client import ApiClient, Configuration
+    from kubernetes.config.kube_config import KubeConfigLoader
+
+    merger = merged_kubeconfig(kubeconfig)
+    configuration = type.__call__(Configuration)  # not the process-wide default
+    KubeConfigLoader(config_dict=merger.config, config_base_path=None, active_context=context).load_and_set(configuration)
+    return ApiClient(configuration=configuration)

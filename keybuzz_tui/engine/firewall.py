@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..cancel import Cancelled
 from ..config import Config
-from ..events import CheckResult, ObjectPlanned, StepFinished, StepStarted, Warning_
+from ..events import CheckResult, Info, ObjectPlanned, StepFinished, StepStarted, Warning_
+from ..redact import safe_error
 from . import lb as lbmod
 from .context import Context
 from .hcloudio import CloudError, applied, call, finishing_on_failure, hcloud_client, wait_action
@@ -31,6 +33,8 @@ from .plan import Change, FieldDiff, Plan
 
 STEP = "firewall"
 LAYER = "firewall"
+FIX_COMMAND = "keybuzz-tui firewall apply"
+ADVICE_COMMAND = "keybuzz-tui firewall advice"
 RULE_PREFIX = "keybuzz-tui:"
 LABELS = {"managed-by": "keybuzz-tui"}
 
@@ -115,6 +119,12 @@ def _workers(ctx: Context, client: Any) -> list[WorkerFirewalls]:
     return out
 
 
+def worker_names(ctx: Context) -> list[str]:
+    """The servers the LB targets (load_balancer.target_selector): the workers UFW must open."""
+    client = hcloud_client(ctx)
+    return [w.name for w in _workers(ctx, client)]
+
+
 def _network_range(ctx: Context, client: Any) -> Any:
     name = ctx.config.load_balancer.network
     if not name:
@@ -164,7 +174,7 @@ def check(ctx: Context) -> list[CheckResult]:
             parts.append(f"{w.name}: {fw_text}")
         results.append(CheckResult(step=STEP, check="firewall-workers", layer=LAYER, status="info", title="Hetzner firewalls on the workers",
                                    detail="; ".join(parts)))
-    ufw = "; UFW on each worker must still allow it (keybuzz-tui firewall advice prints the commands)"
+    ufw = "; UFW on each worker must still allow it (`keybuzz-tui firewall advice` prints the commands)"
     for need in needed_ports(cfg):
         check_id = f"firewall-nodeport-{need.port}"
         title = f"NodePort {need.port} reachable ({need.purpose})"
@@ -181,7 +191,7 @@ def check(ctx: Context) -> list[CheckResult]:
                 results.append(CheckResult(step=STEP, check=check_id, layer=LAYER, status="fail", title=title,
                                            detail=f"the LB's health check and traffic to {need.port} over public IPs are dropped on: {', '.join(blocked)}",
                                            remediation=f"allow TCP {need.port} inbound from the LB ({', '.join(sources)}) in those firewalls "
-                                           "(firewall.mode: manage does it), or use use_private_ip: true"))
+                                           f"(firewall.mode: manage does it on every apply, `{FIX_COMMAND}` once), or use use_private_ip: true"))
             else:
                 results.append(CheckResult(step=STEP, check=check_id, layer=LAYER, status="ok", title=title,
                                            detail=f"TCP {need.port} from {', '.join(sources)} passes the Hetzner firewalls of every worker" + ufw))
@@ -204,6 +214,97 @@ def check(ctx: Context) -> list[CheckResult]:
     for r in results:
         ctx.emit(r)
     return results
+
+
+# --- check mode: the step as plan and apply report it ------------------------------------------
+
+
+@dataclass
+class FirewallReview:
+    """Step 6 when keybuzz-tui does not manage the firewall (firewall.mode: check): what passes,
+    what is missing, how to fix it, and the UFW rules each worker needs. Never blocks anything."""
+
+    mode: str
+    results: list[CheckResult] = field(default_factory=list)
+    ufw: list[str] = field(default_factory=list)
+    error: str = ""  # the check could not run (no token, the API unreachable...)
+    error_remediation: str = ""
+    exception: BaseException | None = field(default=None, repr=False)  # the error itself (for an exit code)
+
+    @property
+    def missing(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status == "fail"]
+
+    @property
+    def passed(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status == "ok"]
+
+    @property
+    def notes(self) -> list[CheckResult]:
+        """Blocked NodePorts only needed for direct access (not by the LB): worth knowing."""
+        return [r for r in self.results if r.status == "info" and r.remediation]
+
+    @property
+    def status(self) -> str:
+        return "error" if self.error else ("missing" if self.missing else "ok")
+
+    def fix(self) -> str:
+        if self.error:
+            return self.error_remediation
+        if not self.missing:
+            return ""
+        if self.mode == "manage":
+            return f"run `keybuzz-tui apply` (firewall.mode: manage applies the rules), or `{FIX_COMMAND}` for the firewall alone"
+        return (f"set firewall.mode: manage in keybuzz.yaml (every apply then keeps the rules), or run `{FIX_COMMAND}` once "
+                "(plan, confirm, apply; journaled)")
+
+    def summary(self) -> str:
+        if self.error:
+            return f"not checked: {self.error.splitlines()[0]}"
+        if self.missing:
+            return (f"{len(self.missing)} missing: " + "; ".join(r.title for r in self.missing)
+                    + f" — fix: firewall.mode: manage, or `{FIX_COMMAND}`")
+        ports = [r for r in self.passed if r.check.startswith("firewall-nodeport-")]
+        return (f"{len(ports)} NodePort(s) pass the Hetzner firewalls; UFW on each worker must allow them too "
+                f"(not visible through the API: `{ADVICE_COMMAND}`)")
+
+    def to_dict(self) -> dict[str, Any]:
+        def row(r: CheckResult) -> dict[str, Any]:
+            return {"check": r.check, "status": r.status, "title": r.title, "detail": r.detail, "remediation": r.remediation}
+
+        return {
+            "mode": self.mode, "status": self.status, "summary": self.summary(),
+            "passed": [row(r) for r in self.passed], "missing": [row(r) for r in self.missing],
+            "notes": [row(r) for r in self.notes], "fix": self.fix(), "fix_command": FIX_COMMAND if self.missing else "",
+            "error": self.error, "ufw": list(self.ufw),
+        }
+
+
+def review(ctx: Context) -> FirewallReview:
+    """The Firewall step of plan and apply in check mode: runs `check`, then says what is missing,
+    how to fix it and what UFW must allow on every worker. Problems are warnings (StepFinished
+    "warn"), never errors: in check mode keybuzz-tui changes no firewall, and a firewall that
+    really drops the LB's traffic shows up again, as failed checks, in the validation."""
+    cfg = ctx.config
+    rv = FirewallReview(mode=cfg.firewall.mode, ufw=ufw_advice(cfg))
+    title = "Firewall (check mode: keybuzz-tui changes no firewall)" if cfg.firewall.mode == "check" else "Firewall check"
+    ctx.emit(StepStarted(step=STEP, title=title))
+    try:
+        rv.results = check(ctx)
+    except Cancelled:
+        ctx.emit(StepFinished(step=STEP, status="skip", summary="cancelled"))
+        raise
+    except Exception as e:  # no token, the API unreachable or refusing: said, never fatal here
+        rv.error, rv.exception = safe_error(e), e
+        rv.error_remediation = str(getattr(e, "remediation", "") or "") or "check the Hetzner API token and endpoint, then plan again"
+        ctx.emit(Warning_(step=STEP, message=f"the firewall check could not run: {rv.error}", remediation=rv.error_remediation))
+    if rv.missing:
+        ctx.emit(Warning_(step=STEP, message="missing Hetzner firewall rule(s): " + "; ".join(f"{r.title}: {r.detail}" for r in rv.missing),
+                          remediation=rv.fix() + ("; a warning: it does not stop plan or apply" if rv.mode == "check" else "")))
+    ctx.emit(Info(step=STEP, message=f"UFW rules the runbook expects on each worker (`{ADVICE_COMMAND}` prints them to copy):\n"
+                  + "\n".join(rv.ufw)))
+    ctx.emit(StepFinished(step=STEP, status="warn" if (rv.missing or rv.error) else "ok", summary=rv.summary()))
+    return rv
 
 
 # --- manage mode ----------------------------------------------------------------------------
@@ -250,11 +351,12 @@ def _same(a: list[Any], b: list[Any]) -> bool:
     return sorted(map(key, a)) == sorted(map(key, b))
 
 
-def plan(ctx: Context) -> Plan:
-    """In manage mode: the firewall, its rules (merged) and its application to the workers."""
+def plan(ctx: Context, *, mode: str | None = None) -> Plan:
+    """In manage mode: the firewall, its rules (merged) and its application to the workers.
+    `mode` overrides firewall.mode (`keybuzz-tui firewall apply` plans as manage, explicitly)."""
     cfg = ctx.config
     out = Plan()
-    if cfg.firewall.mode != "manage":
+    if (mode or cfg.firewall.mode) != "manage":
         return out
     client = hcloud_client(ctx)
     name, selector = cfg.firewall.name, cfg.load_balancer.target_selector

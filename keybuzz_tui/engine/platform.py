@@ -177,10 +177,11 @@ class Platform:
 
         return dns.apply(self.ctx, plan)
 
-    def plan_firewall(self) -> Plan:
+    def plan_firewall(self, *, mode: str | None = None) -> Plan:
+        """Empty unless firewall.mode (or `mode`) is manage."""
         from . import firewall
 
-        return firewall.plan(self.ctx)
+        return firewall.plan(self.ctx, mode=mode)
 
     def apply_firewall(self, plan: Plan, *, allow_destructive: bool = False) -> Any:
         from . import firewall
@@ -191,6 +192,13 @@ class Platform:
         from . import firewall
 
         return firewall.check(self.ctx)
+
+    def review_firewall(self) -> Any:
+        """Step 6 in check mode, as a step of its own: the check, what is missing, the fix, the
+        UFW rules (firewall.FirewallReview; warnings only)."""
+        from . import firewall
+
+        return firewall.review(self.ctx)
 
     def check_dns(self) -> Any:
         from . import dns

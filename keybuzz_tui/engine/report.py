@@ -144,3 +144,72 @@ def to_junit(report: Any) -> str:
                 so.text = lines
     ET.indent(root)
     return REDACTOR.redact('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
+
+
+# --- the plan as JUnit (`keybuzz-tui plan --junit FILE`) -------------------------------------------
+
+PLAN_STEPS = ("ports", "kubernetes", "load balancer", "dns", "firewall")
+_LAYER_STEP = {"kubernetes": "kubernetes", "hetzner": "load balancer", "dns": "dns", "firewall": "firewall"}
+
+
+def plan_to_junit(full_plan: Any, *, firewall: Any = None, started_at: float = 0.0) -> str:
+    """JUnit XML of a plan, for CI gates before an apply: a testsuite `keybuzz.plan` with one
+    testcase per step (its planned changes in <system-out>; a <failure> when the step could not be
+    planned), and a testsuite `keybuzz.ports` with one testcase per port the install needs (a
+    <failure> for each conflict or invalid choice, with the holders and the free alternatives).
+    `firewall` (a firewall.FirewallReview, check mode) adds what is missing as a warning: the
+    Firewall step never fails a plan."""
+    fp = full_plan
+    errors: dict[str, list[str]] = {}
+    for text in fp.errors:
+        step, sep, msg = str(text).partition(": ")
+        errors.setdefault(step if sep and step in PLAN_STEPS else "plan", []).append(msg if sep else str(text))
+    steps = list(PLAN_STEPS) + (["plan"] if "plan" in errors else [])
+    root = ET.Element("testsuites", name="keybuzz-plan")
+    suite = ET.SubElement(root, "testsuite", name="keybuzz.plan", tests=str(len(steps)),
+                          failures=str(sum(1 for s in steps if errors.get(s))), errors="0", skipped="0", time="0",
+                          timestamp=_when(started_at) or "")
+    for step in steps:
+        case = ET.SubElement(suite, "testcase", classname="keybuzz.plan", name=step, time="0")
+        changes = [c for c in fp.plan.changes if _LAYER_STEP.get(c.layer, c.layer) == step]
+        lines = []
+        for c in changes:
+            lines.append(f"{c.action:9} {c.ref}" + (" (DESTRUCTIVE)" if c.destructive else "") + (f" — {c.note}" if c.note else ""))
+            lines.extend(f"            {d}" for d in c.lines()[:20])
+        if step == "ports":
+            bad = [c for c in fp.port_checks if c.failed]
+            lines = [f"{len(fp.port_checks)} port(s) checked, {len(bad)} conflict(s) (testsuite keybuzz.ports)",
+                     *(f"  {c.name} {c.port}: {c.status}" for c in bad)]
+        if step == "firewall" and firewall is not None:
+            fw = firewall.to_dict()
+            head = ("WARNING: " if fw["status"] != "ok" else "") + f"firewall ({fw['mode']} mode): {fw['summary']}"
+            lines = [head, *(f"  missing: {m['title']}: {m['detail']}" for m in fw["missing"]),
+                     *([f"  fix: {fw['fix']}"] if fw["fix"] else []), *lines]
+        if errors.get(step):
+            f = ET.SubElement(case, "failure", message=errors[step][0][:500], type="PlanError")
+            f.text = "\n".join(errors[step]) + ("\n\n" + "\n".join(lines) if lines else "")
+        else:
+            counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "delete", "unchanged", "manual")}
+            so = ET.SubElement(case, "system-out")
+            summary = ", ".join(f"{n} to {a}" if a not in ("unchanged", "manual") else f"{n} {a}" for a, n in counts.items() if n) or "nothing planned"
+            so.text = "\n".join(lines if step == "ports" else [summary, *lines])
+    checks = list(fp.port_checks)
+    psuite = ET.SubElement(root, "testsuite", name="keybuzz.ports", tests=str(len(checks)),
+                           failures=str(sum(1 for c in checks if c.failed)), errors="0", skipped="0", time="0")
+    for c in checks:
+        case = ET.SubElement(psuite, "testcase", classname=f"keybuzz.ports.{c.kind}", name=c.name, time="0")
+        body = [f"{c.title}: {c.status}", c.detail]
+        if c.holders:
+            body.append("held by: " + "; ".join(c.holders) + (f" on {', '.join(c.nodes)}" if c.nodes else ""))
+        if c.suggestions:
+            body.append("free alternatives: " + ", ".join(map(str, c.suggestions)))
+        if c.remediation:
+            body.append(f"Remediation:\n{c.remediation}")
+        if c.failed:
+            f = ET.SubElement(case, "failure", message=f"{c.name} {c.port}: {c.detail}"[:500], type="PortConflict" if c.status == "conflict" else "PortInvalid")
+            f.text = "\n".join(b for b in body if b)
+        else:
+            so = ET.SubElement(case, "system-out")
+            so.text = "\n".join(b for b in body if b)
+    ET.indent(root)
+    return REDACTOR.redact('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from keybuzz_tui.sandbox.runtime import free_net, release_net
+from keybuzz_tui.sandbox.runtime import free_net
 
 EXE = str(Path(sys.executable).with_name("keybuzz-tui"))
 
 
 def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    net = free_net(200)
-    release_net(net)  # the child process reserves it for itself
+    # `--net auto`: the child reserves a free network itself (picking one here and handing it over
+    # would race with the other xdist worker doing the same)
     p = subprocess.Popen(
-        [EXE, "sandbox", "--state-dir", str(tmp_path), "--net", str(net), "--speed", "20", *extra],
+        [EXE, "sandbox", "--state-dir", str(tmp_path), "--net", "auto", "--speed", "20", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
@@ -90,3 +90,9 @@ def test_a_second_sandbox_on_the_same_net_is_refused_clearly(tmp_path):
             Sandbox(tmp_path / "b", "healthy", net=net)
         r = subprocess.run([EXE, "sandbox", "--state-dir", str(tmp_path / "c"), "--net", str(net)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and "in use by another sandbox" in r.stderr
+
+
+def test_net_is_a_number_or_auto(tmp_path: Path):
+    for bad, why in (("300", "outside 0-254"), ("x", "neither a number")):
+        r = subprocess.run([EXE, "sandbox", "--state-dir", str(tmp_path), "--net", bad], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and why in r.stderr, r.stderr

@@ -14,7 +14,7 @@ from support.engine_fixtures import engine_context
 from keybuzz_tui.config import Config
 from keybuzz_tui.engine import firewall, lb
 from keybuzz_tui.engine.hcloudio import CloudError
-from keybuzz_tui.events import ActionProgress, CheckResult
+from keybuzz_tui.events import ActionProgress, CheckResult, Info, StepFinished, StepStarted, Warning_
 
 
 @pytest.fixture
@@ -153,3 +153,76 @@ def test_ufw_advice_is_the_runbook_commands_for_every_worker():
     public = firewall.ufw_advice(public_config())
     assert "sudo ufw allow 31695/tcp comment 'keybuzz: LB health check and traffic'" in public
     assert any("from 198.51.100.0/24 to any port 30080" in c for c in public)
+
+
+# --- check mode as a step of plan and apply (firewall.review) ----------------------------------------
+
+
+def _ops_ssh_on_worker_01(sb):
+    client = hc(sb)
+    w1 = client.servers.get_by_name("k3s-worker-01")
+    ssh = FirewallRule(direction="in", protocol="tcp", port="22", source_ips=["0.0.0.0/0"], description="ssh")
+    made = client.firewalls.create(name="ops-ssh", rules=[ssh], resources=[FirewallResource(type="server", server=Server(id=w1.id))])
+    for a in made.actions:
+        a.wait_until_finished(max_retries=500)
+    return client
+
+
+def test_review_in_check_mode_says_what_passes_what_is_missing_the_fix_and_the_ufw_rules(world):
+    ctx, rec = engine_context(world, None)  # the default: check mode, private targets
+    rv = firewall.review(ctx)
+    assert rv.status == "ok" and rv.missing == [] and not rv.error
+    assert {r.check for r in rv.passed} == {"firewall-nodeport-31695", "firewall-nodeport-32720",
+                                            "firewall-nodeport-30080", "firewall-nodeport-30000"}
+    assert [e.title for e in rec.of(StepStarted)] == ["Firewall (check mode: keybuzz-tui changes no firewall)"]
+    assert rec.of(StepFinished)[-1].status == "ok" and rec.of(Warning_) == []
+    (ufw,) = [e for e in rec.of(Info) if e.step == "firewall"]
+    assert "sudo ufw allow from 10.0.0.0/16 to any port 31695 proto tcp" in ufw.message
+    assert "keybuzz-tui firewall advice" in ufw.message
+    d = rv.to_dict()
+    assert d["status"] == "ok" and d["fix"] == "" and d["ufw"] == firewall.ufw_advice(ctx.config)
+
+    _ops_ssh_on_worker_01(world)
+    ctx, rec = engine_context(world, None, public_config())
+    rv = firewall.review(ctx)
+    assert rv.status == "missing"
+    (missing,) = rv.missing
+    assert missing.check == "firewall-nodeport-31695" and "k3s-worker-01 (ops-ssh)" in missing.detail
+    assert {r.check for r in rv.notes} == {"firewall-nodeport-32720", "firewall-nodeport-30080", "firewall-nodeport-30000"}
+    assert "firewall.mode: manage" in rv.fix() and "`keybuzz-tui firewall apply`" in rv.fix()
+    assert "keybuzz-tui firewall apply" in missing.remediation
+    (warn,) = rec.of(Warning_)
+    assert "missing Hetzner firewall rule" in warn.message and "does not stop plan or apply" in warn.remediation
+    assert rec.of(StepFinished)[-1].status == "warn"
+    assert rv.to_dict()["missing"][0]["check"] == "firewall-nodeport-31695" and rv.to_dict()["fix_command"] == "keybuzz-tui firewall apply"
+    # check mode plans nothing; the explicit fix plans as manage would
+    assert firewall.plan(ctx).changes == []
+    fix = firewall.plan(ctx, mode="manage")
+    assert [(c.kind, c.action) for c in fix.changes] == [("Firewall", "create")]
+    assert firewall.worker_names(ctx) == [f"k3s-worker-0{i}" for i in range(1, 6)]
+
+
+def test_review_never_raises_when_the_check_cannot_run(world):
+    from keybuzz_tui.engine.context import Context, Endpoints
+    from keybuzz_tui.events import Recorder
+
+    ep = Endpoints.from_sandbox(world.state_dir)
+    ep.hcloud_token_env = None  # and no secret source: no token at all
+    rec = Recorder()
+    rv = firewall.review(Context(Config(), ep, sink=rec))
+    assert rv.status == "error" and "no Hetzner Cloud API token" in rv.error
+    assert isinstance(rv.exception, CloudError) and rv.exception.code == "no_token"
+    assert "HCLOUD_TOKEN" in rv.fix()
+    assert rec.of(StepFinished)[-1].status == "warn"
+    assert any("could not run" in w.message for w in rec.of(Warning_))
+
+
+def test_the_commands_the_firewall_texts_name_exist():
+    from keybuzz_tui.cli import build_parser
+
+    texts = " ".join(firewall.ufw_advice(public_config())) + firewall.FirewallReview("check", results=[
+        CheckResult(check="firewall-nodeport-31695", status="fail", title="t")]).fix()
+    assert "keybuzz-tui firewall apply" in texts
+    for cmd in (firewall.ADVICE_COMMAND, firewall.FIX_COMMAND, "keybuzz-tui firewall check"):
+        args = build_parser().parse_args(cmd.split()[1:])
+        assert callable(args.run), cmd

@@ -222,6 +222,53 @@ def test_hostport_daemonset_on_3000_is_a_conflict_naming_it_and_its_nodes(world)
     assert "k3s-worker-02, k3s-worker-04" in c2.detail
 
 
+def test_statefulset_deployment_and_bare_hostnetwork_pod_holders_are_named(world):
+    """Every kind of holder the scan lists: a StatefulSet's hostPort, a Deployment's hostPort (its
+    pods belong to a ReplicaSet: named after the Deployment) and a bare hostNetwork Pod (no
+    controller: named by itself, with its node)."""
+    sb = world()
+    ctx = make_ctx(sb)
+    for ns in ("db", "web"):
+        kubeio.request(ctx, "POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+    def template(app: str, port: int) -> dict[str, Any]:
+        return {"metadata": {"labels": {"app": app}}, "spec": {"containers": [
+            {"name": app, "image": "nginx:1.27", "ports": [{"containerPort": port, "hostPort": port, "protocol": "TCP"}]}]}}
+
+    kubeio.request(ctx, "POST", "/apis/apps/v1/namespaces/db/statefulsets", body={
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "pg", "namespace": "db"},
+        "spec": {"serviceName": "pg", "replicas": 1, "selector": {"matchLabels": {"app": "pg"}}, "template": template("pg", 8080)}})
+    kubeio.request(ctx, "POST", "/apis/apps/v1/namespaces/web/deployments", body={
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "edge", "namespace": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "edge"}}, "template": template("edge", 3000)}})
+    kubeio.request(ctx, "POST", "/api/v1/namespaces/default/pods", body={
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug-shell", "namespace": "default"},
+        "spec": {"hostNetwork": True, "nodeName": "k3s-worker-02", "containers": [
+            {"name": "shell", "image": "busybox:1.36", "ports": [{"containerPort": 9090, "protocol": "TCP"}]}]}})
+    # the controllers' pods exist (so the scan sees pods owned by a StatefulSet and by a ReplicaSet)
+    engine_fixtures.wait_for(lambda: {p["metadata"]["namespace"] for p in kubeio.get(ctx, "/api/v1/pods")["items"]} >= {"db", "web"},
+                             what="the StatefulSet's and the Deployment's pods")
+
+    inv = ports.scan(ctx)
+    holders = {(t.port, t.holder) for t in inv.taken}
+    assert (8080, "StatefulSet db/pg (hostPort)") in holders
+    assert (3000, "Deployment web/edge (hostPort)") in holders
+    assert (9090, "Pod default/debug-shell (hostNetwork)") in holders
+    assert not any("ReplicaSet" in h for _, h in holders)  # the ReplicaSet is resolved to its Deployment
+    (pod,) = [t for t in inv.at(9090) if t.kind == "Pod"]
+    assert pod.nodes == {"k3s-worker-02"} and "pod debug-shell on k3s-worker-02" in pod.detail
+
+    cfg = with_apps(Config(), **{"keybuzz-api": {"port": 9090}})
+    checks = by_name(ports.check(ctx.config, inv))
+    assert checks["hostPort/keybuzz-api"].status == "conflict"
+    assert checks["hostPort/keybuzz-api"].holders == ("StatefulSet db/pg (hostPort)",)
+    assert checks["hostPort/keybuzz-front"].status == "conflict"
+    assert checks["hostPort/keybuzz-front"].holders == ("Deployment web/edge (hostPort)",)
+    bare = by_name(ports.check(cfg, inv))["hostPort/keybuzz-api"]
+    assert bare.status == "conflict" and bare.holders == ("Pod default/debug-shell (hostNetwork)",)
+    assert bare.nodes == ("k3s-worker-02",) and "k3s-worker-02" in bare.detail
+
+
 def test_ingress_nginx_reserved_ports_conflict_when_chosen_as_app_ports(healthy_inventory):
     for port in (10254, 443, 8443):
         cfg = with_apps(Config(), **{"keybuzz-api": {"port": port}})
