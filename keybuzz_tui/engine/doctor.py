@@ -6,9 +6,14 @@ a remediation, then combines them into a ranked `Diagnosis`:
 
   kubernetes  k8s.api, k8s.permissions, k8s.nodes, k8s.nodeport-range, k8s.collisions
   overlay     overlay.backend, overlay.pod-to-pod, overlay.clusterip, overlay.coredns
-  hetzner     hetzner.token, hetzner.lb, hetzner.firewall, hetzner.quotas
+  hetzner     hetzner.token, hetzner.lb, hetzner.targets, hetzner.firewall, hetzner.quotas
   dns         dns.records
-  platform    platform.topology, platform.request-path, https.<record> per public host
+  platform    platform.topology, platform.objects, platform.interrupted, platform.lock,
+              platform.request-path, https.<record> per public host
+
+platform.objects, hetzner.targets, platform.interrupted and platform.lock look at what recovery
+repairs (doctor_recovery.py): the drift against keybuzz.yaml and the keyring, the LB's targets
+against the current workers, an apply stopped halfway in the journal, and the platform lock.
 
 Every check can be skipped by name on purpose, as kubeadm's preflight checks are
 (`skip={"overlay.pod-to-pod"}`, prefixes such as `hetzner` too); the report says it was skipped
@@ -38,7 +43,7 @@ from ..cancel import Cancelled
 from ..config import Config
 from ..events import StepFinished, StepStarted
 from ..redact import REDACTOR
-from . import checks_cloud, doctor_cloud, doctor_kube, doctor_overlay, doctor_platform
+from . import checks_cloud, doctor_cloud, doctor_kube, doctor_overlay, doctor_platform, doctor_recovery
 from .checks_base import STATUS_ORDER, Check, CheckOutcome, CheckRecord
 from .checks_counter import ApiCounter
 from .checks_registry import UnknownCheck, https_check_id, select_checks
@@ -57,6 +62,8 @@ LAYERS = ("kubernetes", "overlay", "hetzner", "dns", "platform")
 LAYER_TITLES = {"kubernetes": "Kubernetes", "overlay": "The overlay network (Flannel)", "hetzner": "Hetzner Cloud",
                 "dns": "DNS", "platform": "The platform"}
 PROBE_CHECKS = ("overlay.pod-to-pod", "overlay.clusterip", "overlay.coredns")
+
+DRIFT_TIMEOUT = 90.0  # the drift plans every object by server-side dry run, and the LB, DNS and firewall
 
 # exit codes, the CLI's conventions (cli.py)
 OK, FAILED, USAGE, CREDENTIALS, UNREACHABLE, INTERRUPTED = 0, 1, 2, 4, 5, 130
@@ -86,6 +93,8 @@ def build_checks(cfg: Config, *, probe_timeout: float = doctor_overlay.PROBE_TIM
         Check("hetzner.token", "hetzner", "Hetzner API token valid and writable", doctor_cloud.check_token, source="net"),  # type: ignore[arg-type]
         Check("hetzner.lb", "hetzner", "Load Balancer: exists, on the network, services, targets healthy", doctor_cloud.check_lb,  # type: ignore[arg-type]
               after=("hetzner.token",), source="net"),
+        Check("hetzner.targets", "hetzner", "Load Balancer targets are the cluster's current workers (a replaced worker)", doctor_recovery.check_targets,  # type: ignore[arg-type]
+              after=("hetzner.lb",), source="net", timeout=DRIFT_TIMEOUT),
         Check("hetzner.firewall", "hetzner", "Hetzner firewalls let the NodePorts through", doctor_cloud.check_firewall,  # type: ignore[arg-type]
               after=("hetzner.token",), source="net"),
         Check("hetzner.quotas", "hetzner", "Load Balancer type limits and API budget", doctor_cloud.check_quotas,  # type: ignore[arg-type]
@@ -94,6 +103,12 @@ def build_checks(cfg: Config, *, probe_timeout: float = doctor_overlay.PROBE_TIM
               after=("hetzner.lb",), source="net"),
         Check("platform.topology", "platform", "Topology: hostNetwork DaemonSets or classic Deployments", doctor_platform.check_topology,  # type: ignore[arg-type]
               requires=k, after=PROBE_CHECKS),
+        Check("platform.objects", "platform", "The platform's objects match keybuzz.yaml and the keyring (Secrets, images)", doctor_recovery.check_objects,  # type: ignore[arg-type]
+              requires=k, after=("platform.topology",), timeout=DRIFT_TIMEOUT),
+        Check("platform.interrupted", "platform", "No apply or repair stopped halfway (the journal)", doctor_recovery.check_interrupted,  # type: ignore[arg-type]
+              after=("platform.objects", "hetzner.targets"), timeout=DRIFT_TIMEOUT),
+        Check("platform.lock", "platform", "The platform lock: free, or who holds it", doctor_recovery.check_lock,  # type: ignore[arg-type]
+              requires=k),
         Check("platform.request-path", "platform", "Request path per worker: the first broken hop", doctor_platform.check_request_path,  # type: ignore[arg-type]
               after=("k8s.api", "hetzner.lb", "dns.records"), source="net"),
     ]
@@ -170,7 +185,12 @@ class DoctorReport:
 
     @property
     def status(self) -> str:
-        return max((r.status for r in self.results), key=lambda s: STATUS_ORDER.get(s, 0), default="ok")
+        """The worst status of the checks that ran: a skipped check says why itself and does not
+        make the report's status ("skip" only when every check was skipped)."""
+        ran = [r.status for r in self.results if r.status != "skip"]
+        if self.results and not ran:
+            return "skip"
+        return max(ran, key=lambda s: STATUS_ORDER.get(s, 0), default="ok")
 
     @property
     def failed(self) -> list[CheckRecord]:

@@ -4,7 +4,8 @@ healthy), the firewall rules for the NodePorts, the limits the API exposes, and 
 compared with the Load Balancer's addresses.
 
 Reused as they are: credentials.check_hcloud_token, lb.status, checks_cloud.check_lb_services /
-check_lb_targets (the validation's judgement of the LB), firewall.check, dns.check.
+check_lb_targets (the validation's judgement of the LB, here on the workers that are targets: which
+workers are targets is hetzner.targets', doctor_recovery.py), firewall.check, dns.check.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def check_token(ctx: Context, state: DoctorState) -> CheckOutcome:
     return fail(f"the Hetzner API token is {res.status}: {res.message}", res.remediation, ev)
 
 
-def _token_unusable(state: DoctorState) -> str:
+def token_unusable(state: DoctorState) -> str:
     """"" when the token can at least read the project; else why not."""
     res = state.token_check()
     return "" if res.status in ("valid", "read-only", "rate-limited") else f"{res.status}: {res.message}"
@@ -48,7 +49,7 @@ def _token_unusable(state: DoctorState) -> str:
 
 
 def check_lb(ctx: Context, state: DoctorState) -> CheckOutcome:
-    why = _token_unusable(state)
+    why = token_unusable(state)
     if why:
         return skip(f"not checked: the Hetzner token is {why}", "see hetzner.token")
     services = check_lb_services(ctx, state)
@@ -70,10 +71,14 @@ def check_lb(ctx: Context, state: DoctorState) -> CheckOutcome:
     if services.status == "fail" and (st is None or not st.exists):
         return fail(f"{services.detail}: nothing receives the traffic for {join_names([a.host for a in ctx.config.apps if a.host])}",
                     "recreate it: `keybuzz-tui repair` (or `keybuzz-tui apply`); then point DNS at its new address", ev)
-    targets = check_lb_targets(ctx, state)
+    members = _Members(state)
+    targets = check_lb_targets(ctx, members)
     ev["health"] = targets.evidence
     status = worst([services.status, targets.status if targets.status != "skip" else "ok"])
     detail = services.detail + (f". Targets: {targets.detail}" if targets.detail else "")
+    if members.left_out:
+        detail += f" ({join_names(members.left_out)}: not a target or not a worker, see hetzner.targets)"
+        ev["left_out"] = members.left_out
     rem = "\n".join(r for r in (services.remediation, targets.remediation) if r)
     if st is not None and st.certificates:
         bad = [c for c in st.certificates if c.type == "managed" and c.issuance not in ("completed", "")]
@@ -82,6 +87,33 @@ def check_lb(ctx: Context, state: DoctorState) -> CheckOutcome:
             detail += ". " + "; ".join(f"certificate {c.name}: issuance {c.issuance}" + (f" ({c.error})" if c.error else "") for c in bad)
             rem += "\ncheck that the domains are in the Hetzner zone and CAA allows letsencrypt.org; `keybuzz-tui repair` retries the issuance"
     return CheckOutcome(status, detail, rem.strip(), ev)  # type: ignore[arg-type]
+
+
+class _Members:
+    """The state as hetzner.lb judges the targets: only the workers that are targets and the targets
+    that are workers. Which workers are targets (a replaced worker not picked up, an old server still
+    a target) is hetzner.targets' finding; hetzner.lb judges the health of what is there. When no
+    worker is a target at all the state is left whole (hetzner.lb then says so itself)."""
+
+    def __init__(self, state: DoctorState) -> None:
+        self._state = state
+        workers = state.workers() if state.cloud().lb is not None else []
+        targets = state.lb_targets() if workers else {}
+        names = {w.name for w in workers}
+        both = names & set(targets)
+        self.filtered = bool(both)
+        self.left_out = sorted((names ^ set(targets)) if both else [])
+        self._workers = [w for w in workers if w.name in both]
+        self._targets = {k: v for k, v in targets.items() if k in both}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._state, name)
+
+    def workers(self) -> list[Any]:
+        return self._workers if self.filtered else self._state.workers()
+
+    def lb_targets(self) -> dict[str, Any]:
+        return self._targets if self.filtered else self._state.lb_targets()
 
 
 # --- hetzner.firewall ----------------------------------------------------------------------------------
@@ -93,7 +125,7 @@ def check_firewall(ctx: Context, state: DoctorState) -> CheckOutcome:
     from . import firewall
     from .hcloudio import CloudError
 
-    why = _token_unusable(state)
+    why = token_unusable(state)
     if why:
         return skip(f"not checked: the Hetzner token is {why}", "see hetzner.token")
     try:
@@ -123,7 +155,7 @@ NOT_EXPOSED = ("the project's own limits (how many Load Balancers, servers, cert
 def check_quotas(ctx: Context, state: DoctorState) -> CheckOutcome:
     from .hcloudio import rate_limit_state
 
-    why = _token_unusable(state)
+    why = token_unusable(state)
     if why:
         return skip(f"not checked: the Hetzner token is {why}", "see hetzner.token")
     client = ctx.hcloud()
@@ -187,7 +219,7 @@ def check_dns_records(ctx: Context, state: DoctorState) -> CheckOutcome:
             r = state.dns("resolver", host, "A")
             ev[host] = {"authoritative": a.to_dict(), "resolver": r.to_dict()}
             seen.append(f"{host} -> {a.describe()} (authoritative), {r.describe()} ({state.resolver_label()})")
-        why = _token_unusable(state) or "no Load Balancer (see hetzner.lb)"
+        why = token_unusable(state) or "no Load Balancer (see hetzner.lb)"
         return warn("the Load Balancer's address is unknown (" + why + "), so DNS cannot be compared with it; DNS answers: "
                     + "; ".join(seen), "fix hetzner.lb first, then `keybuzz-tui repair` points the records at the LB", ev)
     answers = dns.check(quiet(ctx), ips)

@@ -9,7 +9,10 @@ on, the checks it explains, and the next command to run. Failing checks that no 
 become causes of their own, so nothing the checks found is lost.
 
 The Recovery screen reads `Cause.steps` (which repair steps fix it: kubernetes, lb, dns, firewall)
-and `Cause.action` (repair | credentials | manual | none).
+and `Cause.action` (repair | credentials | manual | none). What recovery repairs has causes of its
+own: an apply stopped halfway (interrupted-run: resume it), a held or stale platform lock
+(lock-held, lock-stale), a Secret deleted (secret-missing), an image changed by hand
+(image-changed), other drift (objects-drift), a replaced worker that is not a target (lb-targets).
 """
 
 from __future__ import annotations
@@ -141,6 +144,10 @@ def _permissions(f: _Findings) -> list[Cause]:
     side = [c for c in OVERLAY_CHECKS if f.status(c) == "warn" and "may not run probe pods" in (f.get(c).detail if f.get(c) else "")]  # type: ignore[union-attr]
     if f.status("k8s.nodeport-range") == "warn" and "403" in (f.get("k8s.nodeport-range").detail if f.get("k8s.nodeport-range") else ""):  # type: ignore[union-attr]
         side.append("k8s.nodeport-range")
+    for c in ("platform.objects", "platform.lock"):  # what they could not read for want of a permission
+        rec = f.get(c)
+        if rec is not None and rec.status == "warn" and any(w in rec.detail.lower() for w in ("403", "forbidden")):
+            side.append(c)
     f.explained.update(side)
     evidence = [f.line("k8s.permissions")] + [f"missing: {m}" for m in missing[:16]] + [f"missing for the probe pods: {m}" for m in probe_missing[:6]]
     evidence += [f.line(c, 300) for c in side]
@@ -178,7 +185,7 @@ def _overlay(f: _Findings) -> list[Cause]:
     checks = [c for c in OVERLAY_CHECKS if f.bad(c)] + (["overlay.backend"] if f.get("overlay.backend") else [])
     f.explained.update(checks)
     if topo in ("classic", "mixed"):
-        f.explained.update({"platform.topology", "platform.request-path"} | {c for c in f.r if c.startswith("https.")})
+        f.explained.update({"platform.topology", "platform.request-path", "platform.objects"} | {c for c in f.r if c.startswith("https.")})
         cev = f.ev("k8s.collisions")
         if f.status("k8s.collisions") == "warn" and cev.get("overlapping") and not cev.get("foreign") and not cev.get("ingress_hosts"):
             f.explained.add("k8s.collisions")  # the classic Deployments: the repair removes them
@@ -192,7 +199,8 @@ def _overlay(f: _Findings) -> list[Cause]:
             f"move the apps to hostNetwork DaemonSets (one pod per worker on the node's IP, NodePort Services; the classic "
             f"Deployments go): `{REPAIR}`. Separately, allow {port} between the nodes so the cluster's other workloads and "
             "CoreDNS work again",
-            REPAIR, [f"In plain words: {broken}."] + ev + [f.line("platform.topology")] + path_ev, checks + ["platform.topology", "platform.request-path"],
+            REPAIR, [f"In plain words: {broken}."] + ev + [f.line("platform.topology")] + path_ev,
+            checks + ["platform.topology", "platform.request-path"] + (["platform.objects"] if f.bad("platform.objects") else []),
             "repair", ("kubernetes",))]
     if topo == "hostnetwork":
         return [Cause(
@@ -232,10 +240,17 @@ def _nodes(f: _Findings) -> list[Cause]:
                       f"on {names[0]}: `systemctl status k3s-agent`, `journalctl -u k3s-agent`; or drain and replace the server",
                       f"kubectl describe node {names[0]}", [f.line("k8s.nodes")], ["k8s.nodes"], "manual")]
     if f.ev("k8s.nodes").get("hetzner_workers") is not None and "not nodes of the cluster" in (f.get("k8s.nodes").detail if f.get("k8s.nodes") else ""):  # type: ignore[union-attr]
+        outside = set(ev.get("hetzner_workers") or []) - set(ev.get("nodes") or {})
+        tev = f.ev("hetzner.targets")
+        stale = {t.get("server") for t in tev.get("stale") or []}
+        checks = ["k8s.nodes"]
+        if f.failed("hetzner.targets") and stale and stale <= outside and not tev.get("missing"):
+            checks.append("hetzner.targets")  # the same servers, seen from the LB: still targets
+            f.explained.add("hetzner.targets")
         return [Cause("workers-not-joined", "major", "Hetzner workers are not nodes of the cluster",
                       f"Cause: {f.get('k8s.nodes').detail if f.get('k8s.nodes') else ''}. Fix: join them to K3s.",  # type: ignore[union-attr]
-                      "join the servers to K3s (k3s agent with the cluster token)", "kubectl get nodes -o wide",
-                      [f.line("k8s.nodes")], ["k8s.nodes"], "manual")]
+                      "join the servers to K3s (k3s agent with the cluster token), or remove their label so the LB stops targeting them",
+                      "kubectl get nodes -o wide", [f.line(c) for c in checks], checks, "manual")]
     return [Cause("workers-missing", "major", "Workers are missing from the cluster",
                   f"Cause: {f.get('k8s.nodes').detail if f.get('k8s.nodes') else ''}. Fix: join the missing workers (K3s agent).",  # type: ignore[union-attr]
                   "join the missing servers to K3s", "kubectl get nodes -o wide", [f.line("k8s.nodes")], ["k8s.nodes"], "manual")]
@@ -314,12 +329,12 @@ def _lb(f: _Findings) -> list[Cause]:
 
 
 def _not_installed(f: _Findings) -> list[Cause]:
-    if (f.ev("platform.topology") or {}).get("topology") != "none":
+    if (f.ev("platform.topology") or {}).get("topology") != "none" or "platform.topology" in f.explained:
         return []
     lb_ev = f.ev("hetzner.lb")
     no_lb = lb_ev.get("exists") is False
     ns = f.config.namespace
-    expl = {"platform.topology", "platform.request-path"} | {c for c in f.r if c.startswith("https.")}
+    expl = {"platform.topology", "platform.request-path", "platform.objects", "hetzner.targets"} | {c for c in f.r if c.startswith("https.")}
     if no_lb:
         expl |= {"hetzner.lb", "dns.records"}
     f.explained.update(expl)
@@ -353,6 +368,141 @@ def _dns(f: _Findings) -> list[Cause]:
                   [f.line("dns.records", 600)], ["dns.records"], "none")]
 
 
+# --- what recovery repairs (doctor_recovery.py's checks) ---------------------------------------------
+
+ALL_STEPS = ("kubernetes", "lb", "dns", "firewall")
+
+
+def _https(f: _Findings) -> set[str]:
+    return {c for c in f.r if c.startswith("https.")}
+
+
+def _interrupted(f: _Findings) -> list[Cause]:
+    """An apply or repair stopped halfway: what is left undone explains the checks that see it."""
+    if not f.failed("platform.interrupted"):
+        return []
+    ev = f.ev("platform.interrupted")
+    runs = [r for r in ev.get("runs") or [] if not r.get("still_running")]
+    if not runs:
+        return []
+    run = runs[-1]
+    f.explained.add("platform.interrupted")
+    follows = {"platform.objects", "hetzner.targets", "dns.records", "platform.topology", "platform.request-path"} | _https(f)
+    if f.ev("hetzner.lb").get("exists") is False:
+        follows.add("hetzner.lb")  # the apply had not reached the Load Balancer
+    lock = f.ev("platform.lock")
+    if f.failed("platform.lock") and lock.get("stale") and lock.get("holder") and lock.get("holder") == run.get("holder"):
+        follows.add("platform.lock")  # the run died holding it
+    expl = sorted(c for c in follows if f.bad(c) and c not in f.explained)
+    f.explained.update(expl)
+    broken = any(f.failed(c) for c in {"platform.request-path"} | _https(f)) or "hetzner.lb" in expl
+    when = str(run.get("started") or "").replace("T", " ")[:16]
+    rec = f.get("platform.interrupted")
+    fix = rec.remediation if rec is not None else REPAIR
+    take_over = " --take-over-stale-lock" if "platform.lock" in expl else ""
+    return [Cause(
+        "interrupted-run", "critical" if broken else "major",
+        f"The {run.get('command')} of {when} stopped halfway (run {run.get('run')})",
+        f"Cause: {run.get('description')}. Fix: resume it ({REPAIR}{take_over}): it plans against the live state, so only what "
+        "remains is applied.",
+        fix + (f"\nits platform lock is stale: `{REPAIR} --take-over-stale-lock`" if take_over else ""), REPAIR + take_over,
+        [f.line("platform.interrupted", 800)] + [f.line(c, 300) for c in expl], ["platform.interrupted", *expl], "repair", ALL_STEPS)]
+
+
+def _lock(f: _Findings) -> list[Cause]:
+    if not f.failed("platform.lock") or "platform.lock" in f.explained:
+        return []
+    ev = f.ev("platform.lock")
+    rec = f.get("platform.lock")
+    assert rec is not None
+    f.explained.add("platform.lock")
+    holder = ev.get("holder") or "another wizard"
+    if ev.get("stale"):
+        return [Cause("lock-stale", "major", f"A stale platform lock ({holder}) blocks every apply and repair",
+                      f"Cause: {rec.detail}. Fix: take it over (`{REPAIR} --take-over-stale-lock`, journaled) once you know nobody "
+                      "is changing the platform.",
+                      rec.remediation, f"{REPAIR} --take-over-stale-lock", [f.line("platform.lock", 600)], ["platform.lock"], "repair", ())]
+    running = [c for c in ("platform.interrupted",) if f.status(c) == "warn" and c not in f.explained]
+    f.explained.update(running)  # "still running": the same wizard, seen in the journal
+    return [Cause("lock-held", "major", f"Another wizard is changing the platform: {holder} holds the lock",
+                  f"Cause: {rec.detail}. Fix: wait for it to finish, or ask {ev.get('user') or 'its holder'} on "
+                  f"{ev.get('host') or 'its host'}; a live lock is never taken over.",
+                  rec.remediation, "keybuzz-tui doctor --only platform.lock",
+                  [f.line("platform.lock", 600)] + [f.line(c, 400) for c in running], ["platform.lock", *running], "manual", ())]
+
+
+def _targets(f: _Findings) -> list[Cause]:
+    if not f.failed("hetzner.targets") or "hetzner.targets" in f.explained:
+        return []
+    ev = f.ev("hetzner.targets")
+    rec = f.get("hetzner.targets")
+    assert rec is not None
+    f.explained.add("hetzner.targets")
+    missing = [m["worker"] for m in ev.get("missing") or []]
+    stale = [t["server"] for t in ev.get("stale") or []]
+    former = [x["server"] for x in ev.get("former") or []]
+    lb = ev.get("lb") or f.config.load_balancer.name
+    checks = ["hetzner.targets"]
+    paths = f.ev("platform.request-path")
+    rows = [(n, v) for per in paths.values() if isinstance(per, dict) for n, v in per.items() if isinstance(v, dict)]
+    broken = [(n, v.get("first_broken")) for n, v in rows if v.get("first_broken")]
+    if broken and all(n in missing and hop == "lb" for n, hop in broken) and f.bad("platform.request-path"):
+        f.explained.add("platform.request-path")  # the traces through a worker that is no target stop at the LB hop
+        checks.append("platform.request-path")
+    if missing and former:
+        title = f"Worker {join_names(missing)}, which replaced {join_names(former)}, is not a target of {lb}"
+    elif missing:
+        title = f"Worker {join_names(missing)} is not a target of {lb}"
+    else:
+        title = f"{lb} still targets {join_names(stale)}, no longer a worker of the cluster"
+    repairable = bool(ev.get("repair"))
+    first = rec.remediation.splitlines()[0] if rec.remediation else "see the check"
+    return [Cause("lb-targets", "major", title, f"Cause: {rec.detail}. Fix: {first}.", rec.remediation,
+                  REPAIR if repairable else "keybuzz-tui doctor --only hetzner.targets",
+                  [f.line(c, 600) for c in checks], checks, "repair" if repairable else "manual", ("lb",) if repairable else ())]
+
+
+def _objects(f: _Findings) -> list[Cause]:
+    if not f.bad("platform.objects") or "platform.objects" in f.explained:
+        return []
+    ev = f.ev("platform.objects")
+    if ev.get("topology") in ("classic", "mixed") and f.bad("platform.topology"):
+        return []  # the classic objects' drift: the topology's cause (the move to hostNetwork) explains it
+    rec = f.get("platform.objects")
+    assert rec is not None
+    f.explained.add("platform.objects")
+    evidence = [f.line("platform.objects", 800)]
+    out: list[Cause] = []
+    secrets = ev.get("secrets_missing") or {}
+    if secrets:
+        refs = list(secrets)
+        apps = sorted({r.rsplit("/", 1)[-1].removesuffix("-credentials") for r in refs})
+        out.append(Cause(
+            "secret-missing", "major", f"{join_names(refs)} {'was' if len(refs) == 1 else 'were'} deleted",
+            f"Cause: {join_names(refs)} {'is' if len(refs) == 1 else 'are'} missing from the cluster: {join_names(apps)}'s pods still "
+            "run with the values they started with, but a pod that restarts or starts on another node fails "
+            f"(CreateContainerConfigError). Fix: recreate {'it' if len(refs) == 1 else 'them'} from the keyring ({REPAIR}).",
+            f"`{REPAIR}` recreates {join_names(refs)} from the keyring (the same values: no rollout)", REPAIR,
+            evidence, ["platform.objects"], "repair", ("kubernetes",)))
+    for im in ev.get("image_drift") or []:
+        by = f" by {im['changed_by']}" if im.get("changed_by") else ""
+        out.append(Cause(
+            "image-changed", "major", f"{im['ref']} runs {im['live']}, not keybuzz.yaml's {im['desired']}",
+            f"Cause: the image of {im['ref']} was changed outside keybuzz-tui{by}: it runs {im['live']}, keybuzz.yaml says "
+            f"{im['desired']}. Fix: put keybuzz.yaml's image back ({REPAIR}, a rolling update); if {im['live']} is meant to "
+            "stay, put it in keybuzz.yaml first.",
+            f"`{REPAIR}` rolls {im['ref']} back to {im['desired']}; or set the image in keybuzz.yaml to keep {im['live']}", REPAIR,
+            evidence, ["platform.objects"], "repair", ("kubernetes",)))
+    if ev.get("missing") or ev.get("changed") or ev.get("extra") or ev.get("blocked") or not out:
+        first = rec.remediation.splitlines()[0] if rec.remediation else "see `keybuzz-tui recover`"
+        sev = "major" if ev.get("missing") or (rec.status == "fail" and not out) else "minor"
+        action = "manual" if ev.get("blocked") and not (ev.get("missing") or ev.get("changed")) else "repair"
+        out.append(Cause("objects-drift", sev, "The platform's objects differ from keybuzz.yaml",
+                         f"Cause: {rec.detail}. Fix: {first}.", rec.remediation, "keybuzz-tui recover", evidence,
+                         ["platform.objects"], action, ("kubernetes",) if action == "repair" else ()))
+    return out
+
+
 def _simple(cid: str, cause_id: str, severity: str, title: str, action: str, steps: tuple[str, ...], next_cmd: str) -> Callable[[_Findings], list[Cause]]:
     def rule(f: _Findings) -> list[Cause]:
         if not f.failed(cid) or cid in f.explained:
@@ -371,16 +521,20 @@ def _topology(f: _Findings) -> list[Cause]:
     if "platform.topology" in f.explained or not f.bad("platform.topology"):
         return []
     f.explained.add("platform.topology")
+    checks = ["platform.topology"]
+    if (f.ev("platform.objects") or {}).get("topology") in ("classic", "mixed") and f.bad("platform.objects"):
+        f.explained.add("platform.objects")  # the classic objects' drift: the same move to hostNetwork
+        checks.append("platform.objects")
     rec = f.get("platform.topology")
     assert rec is not None
     return [Cause("classic-topology", "minor" if rec.status == "warn" else "major", "KeyBuzz depends on the overlay (classic topology)",
                   f"Cause: {rec.detail} Fix: move the apps to hostNetwork DaemonSets ({REPAIR}) before the overlay fails again.",
-                  f"`{REPAIR}` moves the apps to hostNetwork DaemonSets", REPAIR, [f.line("platform.topology")],
-                  ["platform.topology"], "repair", ("kubernetes",))]
+                  f"`{REPAIR}` moves the apps to hostNetwork DaemonSets", REPAIR, [f.line(c) for c in checks],
+                  checks, "repair", ("kubernetes",))]
 
 
 RULES: list[Callable[[_Findings], list[Cause]]] = [
-    _api, _permissions, _overlay, _nodes, _token, _not_installed, _lb, _dns,
+    _api, _permissions, _overlay, _nodes, _token, _interrupted, _lock, _not_installed, _lb, _targets, _dns, _objects,
     _simple("hetzner.firewall", "firewall", "major", "A firewall drops traffic the platform needs", "repair", ("firewall",),
             "keybuzz-tui doctor --only hetzner.firewall"),
     _simple("k8s.collisions", "collisions", "major", "Existing objects or ports collide with the platform's", "manual", (),

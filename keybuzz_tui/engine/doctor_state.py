@@ -1,7 +1,8 @@
 """What one doctor run knows: the validation's shared state (checks_state.ValidationState: the
 Kubernetes snapshot, the Hetzner snapshot, DNS answers and HTTP probes, gathered once and shared)
 plus the doctor's own facts, each gathered once too: the port scan, the Hetzner token check, the
-Load Balancer's status, the permission review and the overlay probe.
+Load Balancer's status, the permission review, the overlay probe, the recovery engine's drift (per
+layer) and the platform lock.
 
 Why a subclass and not a second state: the doctor's checks reuse the validation's checks and the
 trace as they are (they take a ValidationState), so the doctor and `validate` describe the same
@@ -126,6 +127,26 @@ class DoctorState(ValidationState):
         if self.probe is None:
             raise RuntimeError("the overlay probe is off")
         return self.once(("doctor", "overlay"), lambda: self.probe.run(self))
+
+    def drift(self, layer: str) -> Any:
+        """recovery.drift for one layer ("kubernetes", or "hetzner": the LB, DNS and the firewall),
+        computed once (read-only: server-side dry runs and GETs, the keyring read, nothing written).
+        A layer that cannot be compared is a LayerProblem in the report, not an exception."""
+        from .recovery import drift
+
+        return self.once(("doctor", "drift", layer), lambda: drift(quiet(self.ctx), with_interrupted=False, layers={layer}))
+
+    def lock(self) -> tuple[Any, str]:
+        """(lock.LockInfo or None, the namespace of the platform lock's Lease), read once.
+        Raises kubeio.KubeError / Unreachable when the Lease cannot be read."""
+        from .lock import PlatformLock, lock_namespace
+
+        def read() -> tuple[Any, str]:
+            lk = PlatformLock(self.ctx, namespace=lock_namespace(self.ctx))
+            info = lk.current()
+            return info, str(lk.namespace or "")
+
+        return self.once(("doctor", "lock"), read)
 
     def kube_dns(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """(Service, Endpoints) of kube-system/kube-dns (None when absent)."""
