@@ -164,11 +164,14 @@ def check_lb_targets(ctx: Context, state: ValidationState) -> CheckOutcome:
                 f"; yet {hc.port}{hc.path} answers 200 from here" if ours is not None else "")
             if ours is not None and ours.status != "ok":
                 rem = ours.remediation
+                ev[w.name].update({k: v for k, v in ours.extra.items() if k in ("fix", "node", "port")})
             elif codes:
                 rem = f"the health check gets HTTP {codes[0]} from {hc.port}{hc.path}: keep its domain empty (ingress-nginx's default server answers /healthz)"
+                ev[w.name]["fix"] = "lb-config"
             else:
                 rem = (f"the LB cannot reach {t.ip}:{hc.port} although it answers from here: check the Hetzner firewall and that the LB and "
                        f"{w.name} share the private network")
+                ev[w.name]["fix"] = "cloud-network"
             items.append(("fail", f"{w.name} unhealthy on {join_names([str(p) for p in sorted(bad)])}: {why}{seen}", rem, w.name))
         elif unknown:
             items.append(("warn", f"{w.name} not checked yet on {join_names([str(p) for p in unknown])} (unknown)", "wait one health-check interval", w.name))

@@ -229,7 +229,8 @@ def check_pods_ready(ctx: Context, state: ValidationState) -> CheckOutcome:
                 prob = state.pod_problem(here[0], w)
                 detail = prob.detail if prob else f"{here[0]['metadata']['name']} is not Ready"
                 per[w.name] = {"status": "fail", "pod": here[0]["metadata"]["name"], "reason": prob.reason if prob else "NotReady",
-                               "detail": detail, "restarts": prob.restarts if prob else 0}
+                               "detail": detail, "restarts": prob.restarts if prob else 0,
+                               "fix": "port-in-use" if "in use" in detail.lower() else "pod"}
                 problems.append((w.name, f"{app.name} on {w.name}: {detail}"))
                 if prob:
                     rems.append((w.name, prob.remediation))

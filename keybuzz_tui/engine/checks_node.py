@@ -5,6 +5,10 @@ The `judge_*` functions turn one probe into a verdict with the reason and the re
 are shared with the trace (trace.py), whose pod, NodePort, ingress and Service hops are exactly
 these observations seen per worker, so the matrix and the checks can never disagree. The probes
 themselves are cached in the state: a check and the trace never dial the same thing twice.
+
+Each failing verdict also names, in `extra["fix"]`, what kind of fault it is (a host firewall, a
+NotReady node, a pod, an Ingress object...): checks_fix reads it from the evidence to send the
+operator to the place that can repair it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ def _dropped(p: HttpProbe) -> bool:
     return p.error in ("timeout", "reset", "read-timeout")
 
 
+def _fix(kind: str, w: Worker, port: int | None = None) -> dict[str, Any]:
+    """The fault-kind hint of a failing verdict (see the module docstring)."""
+    return {"fix": kind, "node": w.name, **({"port": port} if port is not None else {})}
+
+
 def ufw_hint(worker: str, port: int) -> str:
     return (f"a firewall drops {port}/tcp on {worker}: on the node run `ufw status numbered` and `ufw allow {port}/tcp` "
             f"(the runbook: the NodePorts must be open on every worker); check the Hetzner firewall of the server too")
@@ -68,26 +77,28 @@ def judge_pod_port(state: ValidationState, app: App, w: Worker) -> Verdict:
     where = f"{app.port} on {w.name}"
     if probe.status == 200 and is_app is not False:
         return Verdict("ok", f"{where}: {probe.describe()}", probe=probe)
+    pod_fix = {"fix": "port-in-use" if prob is not None and "in use" in prob.detail.lower() else "pod", "node": w.name, "port": app.port}
     if probe.answered:
         who = probe.served_by().get("app") or probe.headers.get("Server") or "something else"
         detail = f"{where} answers {probe.status} {probe.reason} ({who}), not {app.name}'s health check"
         if prob is not None or not pods:
             detail += f": another process holds the port; {pod_text}" if prob and "in use" in prob.detail.lower() else f"; {pod_text}"
             rem = prob.remediation if prob else f"the DaemonSet places no pod on {w.name}: see k8s.pods-ready"
-        else:
-            rem = f"the pod is Ready but {app.health_path} is not 200: check the app (`kubectl logs -n {ns} {pods[0]['metadata']['name']}`)"
-        return Verdict("fail", detail, rem, probe)
+            return Verdict("fail", detail, rem, probe, pod_fix)
+        rem = f"the pod is Ready but {app.health_path} is not 200: check the app (`kubectl logs -n {ns} {pods[0]['metadata']['name']}`)"
+        return Verdict("fail", detail, rem, probe, {"fix": "app", "node": w.name})
     detail = f"{app.port} does not answer on {w.name} ({probe.describe()})"
     if w.ready is False:
-        return Verdict("fail", detail + f": the node is NotReady ({w.condition})", f"bring {w.name} back (see k8s.nodes)", probe)
+        return Verdict("fail", detail + f": the node is NotReady ({w.condition})", f"bring {w.name} back (see k8s.nodes)", probe, _fix("node", w))
     if prob is not None:
-        return Verdict("fail", f"{detail}: {pod_text}", prob.remediation, probe)
+        return Verdict("fail", f"{detail}: {pod_text}", prob.remediation, probe, pod_fix)
     if not pods:
-        return Verdict("fail", f"{detail}: {pod_text}", "see k8s.pods-ready for why the DaemonSet has no pod there", probe)
+        return Verdict("fail", f"{detail}: {pod_text}", "see k8s.pods-ready for why the DaemonSet has no pod there", probe, pod_fix)
     if _dropped(probe):
-        return Verdict("fail", f"{detail}; {pods[0]['metadata']['name']} is Ready", ufw_hint(w.name, app.port), probe)
+        return Verdict("fail", f"{detail}; {pods[0]['metadata']['name']} is Ready", ufw_hint(w.name, app.port), probe, _fix("host-firewall", w, app.port))
     return Verdict("fail", f"{detail} although {pods[0]['metadata']['name']} is Ready",
-                   f"the app listens elsewhere than {app.port}? compare its config with apps[].port; `kubectl logs -n {ns} {pods[0]['metadata']['name']}`", probe)
+                   f"the app listens elsewhere than {app.port}? compare its config with apps[].port; `kubectl logs -n {ns} {pods[0]['metadata']['name']}`", probe,
+                   {"fix": "app", "node": w.name})
 
 
 def check_hostport(ctx: Context, state: ValidationState) -> CheckOutcome:
@@ -114,13 +125,15 @@ def judge_ingress_nodeport(state: ValidationState, w: Worker) -> Verdict:
         return Verdict("ok", f"{port}/healthz on {w.name}: {probe.describe()}", probe=probe)
     if probe.answered:
         return Verdict("fail", f"{port}/healthz on {w.name} answers {probe.status} {probe.reason}, not 200",
-                       f"{port} is not ingress-nginx's http NodePort? compare with `kubectl get svc -n {ing.namespace} {ing.service}`", probe)
+                       f"{port} is not ingress-nginx's http NodePort? compare with `kubectl get svc -n {ing.namespace} {ing.service}`", probe,
+                       _fix("ingress-controller", w, port))
     detail = f"{port} does not answer on {w.name} ({probe.describe()})"
     if w.ready is False:
-        return Verdict("fail", f"{detail}: the node is NotReady ({w.condition})", f"bring {w.name} back (see k8s.nodes)", probe)
+        return Verdict("fail", f"{detail}: the node is NotReady ({w.condition})", f"bring {w.name} back (see k8s.nodes)", probe, _fix("node", w))
     if probe.error == "refused":
         return Verdict("fail", f"{detail}: nothing serves the ingress NodePort",
-                       f"check that {ing.namespace}/{ing.service} is a NodePort Service on {port} and that kube-proxy runs on {w.name}", probe)
+                       f"check that {ing.namespace}/{ing.service} is a NodePort Service on {port} and that kube-proxy runs on {w.name}", probe,
+                       _fix("kube-proxy", w, port))
     snap = state.kube() if state.kube_ok() else None
     if snap is not None and snap.ingress_service is not None:
         local = ((snap.ingress_service.get("spec") or {}).get("externalTrafficPolicy")) == "Local"
@@ -128,8 +141,8 @@ def judge_ingress_nodeport(state: ValidationState, w: Worker) -> Verdict:
         has_pod = any(n == w.name or a.rsplit(":", 1)[0] == w.ip for a, n in ready.items())
         if local and not has_pod:
             return Verdict("fail", f"{detail}: no Ready ingress-nginx pod on {w.name} and externalTrafficPolicy is Local",
-                           f"run ingress-nginx on {w.name} (`kubectl get pods -n {ing.namespace} -o wide`)", probe)
-    return Verdict("fail", detail, ufw_hint(w.name, port), probe)
+                           f"run ingress-nginx on {w.name} (`kubectl get pods -n {ing.namespace} -o wide`)", probe, _fix("ingress-controller", w, port))
+    return Verdict("fail", detail, ufw_hint(w.name, port), probe, _fix("host-firewall", w, port))
 
 
 def judge_app_nodeport(state: ValidationState, app: App, w: Worker) -> Verdict:
@@ -143,14 +156,16 @@ def judge_app_nodeport(state: ValidationState, app: App, w: Worker) -> Verdict:
     if probe.status == 200 and probe.is_app(app.name) is not False:
         return Verdict("ok", f"{where}: {probe.describe()}", probe=probe)
     if probe.answered:
-        return Verdict("fail", f"{where} answers {probe.status} {probe.reason}", f"check what the Service {app.name} selects (k8s.endpoints)", probe)
+        return Verdict("fail", f"{where} answers {probe.status} {probe.reason}", f"check what the Service {app.name} selects (k8s.endpoints)", probe,
+                       _fix("service-object", w, app.node_port))
     detail = f"{where} does not answer ({probe.describe()})"
     if w.ready is False:
-        return Verdict("fail", f"{detail}: the node is NotReady ({w.condition})", f"bring {w.name} back (see k8s.nodes)", probe)
+        return Verdict("fail", f"{detail}: the node is NotReady ({w.condition})", f"bring {w.name} back (see k8s.nodes)", probe, _fix("node", w))
     if probe.error == "refused":
         return Verdict("fail", f"{detail}: no ready endpoint behind it, or kube-proxy does not run there",
-                       "see k8s.endpoints; check kube-proxy (K3s embeds it: `journalctl -u k3s-agent` on the node)", probe)
-    return Verdict("fail", detail, ufw_hint(w.name, app.node_port), probe)
+                       "see k8s.endpoints; check kube-proxy (K3s embeds it: `journalctl -u k3s-agent` on the node)", probe,
+                       _fix("kube-proxy", w, app.node_port))
+    return Verdict("fail", detail, ufw_hint(w.name, app.node_port), probe, _fix("host-firewall", w, app.node_port))
 
 
 def check_nodeport(ctx: Context, state: ValidationState) -> CheckOutcome:
@@ -174,28 +189,37 @@ def judge_route(state: ValidationState, app: App, w: Worker) -> Verdict:
     to: "nodeport" (31695 itself is dead), "ingress" (no route / wrong app), "service" (nginx
     routed it but the upstream is dead: 502/503/504)."""
     port = state.config.ingress.http_node_port
-    probe = state.http(w.ip, port, "/", app.host)
     ns = state.config.namespace
+    healthz = state.peek(("http", w.ip, port, "/healthz", None))
+    if isinstance(healthz, HttpProbe) and not healthz.answered:
+        # the same port gave node.nodeport no answer at all: dialling it again would only wait
+        # for the same timeout (the matrix calls this hop "not reached")
+        np = judge_ingress_nodeport(state, w)
+        return Verdict("fail", f"{app.host} via {w.name}:{port}: not reached, {port} does not answer ({healthz.describe()}; see node.nodeport)",
+                       np.remediation or "see node.nodeport", healthz, {"at": "nodeport", **{k: v for k, v in np.extra.items() if k != "at"}})
+    probe = state.http(w.ip, port, "/", app.host)
     if not probe.answered:
-        return Verdict("fail", f"{app.host} via {w.name}:{port}: {probe.describe()} (see node.nodeport)", "see node.nodeport", probe, {"at": "nodeport"})
+        np = judge_ingress_nodeport(state, w)
+        return Verdict("fail", f"{app.host} via {w.name}:{port}: {probe.describe()} (see node.nodeport)", "see node.nodeport", probe,
+                       {"at": "nodeport", **{k: v for k, v in np.extra.items() if k != "at"}})
     code = probe.status or 0
     is_app = probe.is_app(app.name)
     via = f"{app.host} via {w.name}"
     if probe.nginx_error_page and code == 404:
         return Verdict("fail", f"{via}: ingress-nginx has no route (its default 404)",
-                       f"the Ingress for {app.host} is missing or has another class: see k8s.ingress", probe, {"at": "ingress"})
+                       f"the Ingress for {app.host} is missing or has another class: see k8s.ingress", probe, {"at": "ingress", **_fix("ingress-object", w)})
     if probe.nginx_error_page and code in (502, 503, 504):
         return _upstream_verdict(state, app, w, probe)
     if code >= 500:
         return Verdict("fail", f"{via}: {app.name} answered {code} {probe.reason}", f"the app itself fails: `kubectl logs -n {ns} -l app.kubernetes.io/name={app.name}`",
-                       probe, {"at": "pod"})
+                       probe, {"at": "pod", **_fix("app", w)})
     if is_app is False:
         who = probe.served_by().get("app") or probe.served_by().get("pod")
         return Verdict("fail", f"{via}: answered by {who}, not {app.name}", f"the Ingress routes {app.host} to the wrong Service: see k8s.ingress",
-                       probe, {"at": "ingress"})
+                       probe, {"at": "ingress", **_fix("ingress-object", w)})
     if 300 <= code < 400:
         return Verdict("warn", f"{via}: {code} redirect to {probe.headers.get('Location', '?')}",
-                       "behind a TLS-terminating LB a redirect to https loops: see k8s.ingress", probe, {"at": "ingress"})
+                       "behind a TLS-terminating LB a redirect to https loops: see k8s.ingress", probe, {"at": "ingress", **_fix("ingress-object", w)})
     return Verdict("ok", f"{via}: {probe.describe()}", probe=probe, extra={"at": None})
 
 
@@ -210,7 +234,8 @@ def _upstream_verdict(state: ValidationState, app: App, w: Worker, probe: HttpPr
     via = f"{app.host} via {w.name}"
     if code == 503:
         return Verdict("fail", f"{via}: 503 Service Temporarily Unavailable: Service {app.name} has no ready endpoint",
-                       "no pod of the app is Ready: see k8s.pods-ready and k8s.endpoints", probe, {"at": "service", "endpoints": sorted(ready)})
+                       "no pod of the app is Ready: see k8s.pods-ready and k8s.endpoints", probe,
+                       {"at": "service", "endpoints": sorted(ready), **_fix("pod", w)})
     if code == 504:
         remote = [a for a, n in ready.items() if n != w.name]
         overlay = any(in_pod_cidr(a) for a in remote)
@@ -219,12 +244,15 @@ def _upstream_verdict(state: ValidationState, app: App, w: Worker, probe: HttpPr
             detail += "; they are pod IPs on another node, reached over the overlay (VXLAN, UDP 8472), which does not pass"
             rem = ("the overlay between the nodes is blocked (Hetzner drops VXLAN): move the apps to the hostNetwork DaemonSets whose "
                    "endpoints are node IPs (the runbook's fix): `keybuzz-tui apply`, or `keybuzz-tui doctor` to confirm and repair")
+            fix = _fix("overlay", w)
         else:
             rem = f"the endpoints do not answer from {w.name} in time: check the firewall between the workers for port {app.port}"
-        return Verdict("fail", detail, rem, probe, {"at": "service", "endpoints": sorted(ready)})
+            # the firewall to open is on the endpoints' workers (the request comes from w)
+            fix = {"fix": "host-firewall", "port": app.port, "nodes": sorted({n for n in ready.values() if n and n != w.name})}
+        return Verdict("fail", detail, rem, probe, {"at": "service", "endpoints": sorted(ready), **fix})
     return Verdict("fail", f"{via}: 502 Bad Gateway: Service {app.name}'s endpoints ({eps}) refuse the connection or close it",
                    f"the pods behind {app.name} do not listen on {app.port}: see k8s.pods-ready and node.hostport", probe,
-                   {"at": "service", "endpoints": sorted(ready)})
+                   {"at": "service", "endpoints": sorted(ready), **_fix("pod", w)})
 
 
 def check_routing(ctx: Context, state: ValidationState) -> CheckOutcome:

@@ -15,6 +15,7 @@ import datetime as dt
 import errno
 import http.client
 import json
+import os
 import socket
 import ssl
 import time
@@ -45,6 +46,7 @@ class HttpProbe:
     elapsed: float = 0.0
     timeout: float = 0.0
     tls: dict[str, Any] = field(default_factory=dict)
+    provisional: bool = False  # the continuous mode's fast lane saw it; the full check is confirming it
 
     @property
     def answered(self) -> bool:
@@ -103,7 +105,8 @@ class HttpProbe:
             by = f" from {who['pod']}" if "pod" in who else (f" from {who['app']}" if "app" in who else "")
             srv = f", Server: {server}" if server and not by and not server.startswith("Python/") else ""
             return f"{self.status} {self.reason}{by} in {ms}{srv}".replace("  ", " ")
-        return ERROR_WORDS.get(self.error or "", "{text}").format(t=self.timeout, text=self.error_text, port=self.port)
+        said = ERROR_WORDS.get(self.error or "", "{text}").format(t=self.timeout, text=self.error_text, port=self.port)
+        return said + (", confirming with the full check…" if self.provisional else "")
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"url": f"{self.scheme}://{self.ip}:{self.port}{self.path}", "host": self.host}
@@ -112,6 +115,8 @@ class HttpProbe:
         else:
             d.update(error=self.error, error_text=self.error_text)
         d["elapsed_ms"] = round(self.elapsed * 1000, 1)
+        if self.provisional:
+            d["provisional"] = True
         if self.tls:
             d["tls"] = self.tls
         return {k: v for k, v in d.items() if v is not None}
@@ -177,6 +182,184 @@ def http_get(ip: str, port: int, path: str = "/", *, host: str | None = None, ti
                 sock.close()
             except OSError:
                 pass
+
+
+# --- the fast lane's probe ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuickAnswer:
+    """What one fast-lane probe saw: `kind` is "answer" (an HTTP status line came back), "open"
+    (a TCP connection was accepted: a connect-only probe), or an error kind of HttpProbe's
+    (refused, timeout, read-timeout, reset, unreachable, error)."""
+
+    kind: str
+    status: int | None = None
+    elapsed: float = 0.0
+    timeout: float = 0.0
+
+    @property
+    def klass(self) -> str:
+        return answer_class(self.kind if self.kind != "answer" else None, self.status)
+
+
+def answer_class(error: str | None, status: int | None) -> str:
+    """What a probe result means for a hop, coarse enough that a full probe and a fast probe of
+    the same port compare: "http 200", "http 503", "dropped" (no answer: timeout, closed without
+    an answer), "refused", "unreachable", "open" (connect-only), "error"."""
+    if status is not None:
+        return f"http {status}"
+    if error in ("timeout", "read-timeout", "reset"):
+        return "dropped"
+    return error or "error"
+
+
+def probe_class(p: HttpProbe) -> str:
+    return answer_class(p.error, p.status)
+
+
+def quick_probe(ip: str, port: int, path: str | None = "/", *, host: str | None = None, timeout: float = 0.4) -> QuickAnswer:
+    """The fast lane's probe, cheap enough to repeat several times a second: connect, send one
+    GET and read only the status line (`path=None`: connect only). A firewall that drops the SYN
+    is a connect timeout; one that swallows the connection after the handshake (or a hung
+    server) is a read timeout. Never raises; no API request."""
+    started = time.monotonic()
+    connected = False
+    sock = None
+    try:
+        sock = socket.create_connection((ip, port), timeout=timeout)
+        connected = True
+        if path is None:
+            return QuickAnswer("open", None, time.monotonic() - started, timeout)
+        sock.settimeout(max(0.05, timeout - (time.monotonic() - started)))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host or f'{ip}:{port}'}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n".encode())
+        head = b""
+        while b"\r\n" not in head and len(head) < 256:
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            head += chunk
+        parts = head.split(b"\r\n", 1)[0].split()
+        if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
+            return QuickAnswer("answer", int(parts[1]), time.monotonic() - started, timeout)
+        return QuickAnswer("reset", None, time.monotonic() - started, timeout)
+    except BaseException as e:  # noqa: BLE001 - every failure is a finding, never a crash
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        kind, _ = _classify(e, connected)
+        return QuickAnswer(kind, None, time.monotonic() - started, timeout)
+    finally:
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+def quick_probes(targets: list[tuple[str, int, str | None, str | None]], *, timeout: float = 0.4) -> list[QuickAnswer]:
+    """quick_probe for many (ip, port, path, host) at once, on one thread: non-blocking sockets
+    and one selector, every probe within `timeout` of the start. The fast lane's round: a few
+    dozen probes several times a second must not cost a thread each (nor the GIL the UI needs)."""
+    import selectors
+
+    started = time.monotonic()
+    deadline = started + timeout
+    out: list[QuickAnswer | None] = [None] * len(targets)
+    sel = selectors.DefaultSelector()
+    socks: dict[int, socket.socket] = {}
+    state: dict[int, dict[str, Any]] = {}
+
+    def finish(i: int, kind: str, status: int | None = None) -> None:
+        if out[i] is None:
+            out[i] = QuickAnswer(kind, status, time.monotonic() - started, timeout)
+        sock = socks.pop(i, None)
+        if sock is not None:
+            try:
+                sel.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    for i, (ip, port, path, host) in enumerate(targets):
+        try:
+            sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+        except OSError as e:
+            out[i] = QuickAnswer(_classify(e, False)[0], None, 0.0, timeout)
+            continue
+        sock.setblocking(False)
+        socks[i] = sock
+        request = None if path is None else (
+            f"GET {path} HTTP/1.1\r\nHost: {host or f'{ip}:{port}'}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n").encode()
+        state[i] = {"request": request, "connected": False, "head": b""}
+        err = sock.connect_ex((ip, port))
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+            finish(i, _classify(OSError(err, os.strerror(err)) if err != errno.ECONNREFUSED else ConnectionRefusedError(), False)[0])
+            continue
+        sel.register(sock, selectors.EVENT_WRITE, i)
+    try:
+        while socks:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for key, _events in sel.select(left):
+                i = key.data
+                sock = socks.get(i)
+                if sock is None:
+                    continue
+                st = state[i]
+                if not st["connected"]:
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        exc: OSError = ConnectionRefusedError() if err == errno.ECONNREFUSED else OSError(err, os.strerror(err))
+                        finish(i, _classify(exc, False)[0])
+                        continue
+                    st["connected"] = True
+                    if st["request"] is None:
+                        finish(i, "open")
+                        continue
+                    try:
+                        sock.sendall(st["request"])
+                    except OSError as e:
+                        finish(i, _classify(e, True)[0])
+                        continue
+                    sel.modify(sock, selectors.EVENT_READ, i)
+                    continue
+                try:
+                    chunk = sock.recv(256)
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    finish(i, _classify(e, True)[0])
+                    continue
+                if not chunk:
+                    finish(i, "reset")
+                    continue
+                st["head"] += chunk
+                if b"\r\n" in st["head"] or len(st["head"]) >= 256:
+                    parts = st["head"].split(b"\r\n", 1)[0].split()
+                    if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
+                        finish(i, "answer", int(parts[1]))
+                    else:
+                        finish(i, "reset")
+        for i in list(socks):
+            finish(i, "read-timeout" if state[i]["connected"] else "timeout")
+    finally:
+        for i in list(socks):
+            finish(i, "error")
+        sel.close()
+    return [a if a is not None else QuickAnswer("error", None, 0.0, timeout) for a in out]
+
+
+def provisional_probe(ip: str, port: int, path: str, host: str | None, seen: QuickAnswer) -> HttpProbe:
+    """A fast-lane observation standing in for a full probe of ip:port until the full check has
+    confirmed it: an error (no answer, refused...) in HttpProbe's words, marked provisional."""
+    kind = seen.kind if seen.kind not in ("answer", "open") else "error"
+    text = {"refused": "connection refused", "timeout": "timed out", "read-timeout": "timed out",
+            "reset": "closed without a response"}.get(kind, kind)
+    return HttpProbe(ip, port, path, host, "http", None, "", kind, text, {}, "", seen.elapsed, seen.timeout, {}, True)
 
 
 # --- HTTPS with certificate checks -------------------------------------------------------------

@@ -147,12 +147,13 @@ class ValidationReport:
     duration: float = 0.0
     api_requests: int = 0  # Kubernetes API requests made by this run / refresh
     refresh: int = 0  # 0: the first (or only) run; n: the n-th refresh in continuous mode
-    trigger: str = "full"  # full | kube (a watch event) | net (the interval)
+    trigger: str = "full"  # full | kube (a watch event) | net (the interval) | fast (a fast-lane change, provisional)
     rerun: list[str] = field(default_factory=list)  # check ids run in this refresh
     cancelled: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     api_requests_total: int = 0  # continuous mode: since watch() started
     watch_requests: int = 0  # continuous mode: WATCH connections opened since watch() started
+    fast_lane: dict[str, Any] = field(default_factory=dict)  # continuous mode: the fast network probes' budget (0 API requests)
 
     @property
     def status(self) -> str:
@@ -201,6 +202,7 @@ class ValidationReport:
             "api_requests": self.api_requests,
             "api_requests_total": self.api_requests_total,
             "watch_requests": self.watch_requests,
+            "fast_lane": self.fast_lane,
             "info": self.info,
             "checks": [dataclasses.asdict(r) for r in self.results],
             "layers": {ly: LAYER_TITLES.get(ly, ly) for ly, _ in self.by_layer()},

@@ -26,7 +26,17 @@ from ..redact import safe_error
 from . import kubeio
 from .checks_counter import ApiCounter, Scope
 from .checks_pods import PodProblem, diagnose_pod, pod_is_ready
-from .checks_probe import DnsAnswer, HttpProbe, ask_resolver, ask_server, http_get, https_get, parse_hostport
+from .checks_probe import (
+    DnsAnswer,
+    HttpProbe,
+    QuickAnswer,
+    ask_resolver,
+    ask_server,
+    http_get,
+    https_get,
+    parse_hostport,
+    provisional_probe,
+)
 from .context import Context
 
 T = TypeVar("T")
@@ -307,12 +317,17 @@ class ValidationState:
         self._io = cf.ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="keybuzz-validate-io")
         self._kube = kube
         self.outcomes: dict[str, Any] = {}  # check id -> CheckRecord, filled by the scheduler
+        # (ip, port) -> what the continuous mode's fast lane just saw there, standing in for every
+        # HTTP probe of that port until the full check confirms it (see override_probes)
+        self.provisional: dict[tuple[str, int], QuickAnswer] = {}
+        self.offline = False  # no Kubernetes read beside the snapshot (see reuse_kube_reads)
         # caches that outlive one refresh in continuous mode
         self.logs: dict[tuple[str, str, int], str] = carry.logs if carry is not None else {}
         self.server_version: str = carry.server_version if carry is not None else ""
         if carry is not None and keep_net:
             with carry._lock:
                 self._flights.update({k: f for k, f in carry._flights.items() if k[0] in ("http", "https", "dns", "cloud", "auth")})
+                self.provisional.update(carry.provisional)
         if ctx.endpoints.sandbox_dir is not None:
             try:
                 ctx.endpoints.refresh_lb_ports()
@@ -340,6 +355,39 @@ class ValidationState:
             except BaseException as e:
                 fut.set_exception(e)
         return fut.result()  # type: ignore[no-any-return]
+
+    def peek(self, key: Any) -> Any:
+        """The result cached for `key` when it is done (None when never asked or still running)."""
+        with self._lock:
+            fut = self._flights.get(key)
+        if fut is None or not fut.done() or fut.cancelled() or fut.exception() is not None:
+            return None
+        return fut.result()
+
+    def override_probes(self, seen: dict[tuple[str, int], QuickAnswer], bad: Callable[[QuickAnswer], bool]) -> None:
+        """Continuous mode's fast lane saw these ports change: forget every HTTP(S) probe of them
+        carried from the last refresh; a port that no longer answers (`bad`) is answered, for
+        every path, by that observation marked provisional (no new dial, the full check follows);
+        one that answers again is probed afresh when a check asks."""
+        with self._lock:
+            for key in [k for k in self._flights if k[0] in ("http", "https") and (k[1], k[2]) in seen]:
+                del self._flights[key]
+            for where, answer in seen.items():
+                if bad(answer):
+                    self.provisional[where] = answer
+                else:
+                    self.provisional.pop(where, None)
+
+    def reuse_kube_reads(self, carry: ValidationState) -> None:
+        """Take the Kubernetes reads a check may make beside the snapshot (Events, logs, the
+        version) from `carry`, and make no new one (a refresh that must not call the API: the
+        fast lane's): what was never read reads as nothing."""
+        self.offline = True
+        with carry._lock:
+            kept = {k: f for k, f in carry._flights.items() if k[0] in ("events", "log", "version")}
+        with self._lock:
+            for k, f in kept.items():
+                self._flights.setdefault(k, f)
 
     def submit(self, fn: Callable[[], T]) -> cf.Future[T]:
         return self._io.submit(self.counter.bind(self.counter.current_scope() or self.scope, fn))
@@ -474,6 +522,8 @@ class ValidationState:
         """The namespace's Events, read once per run and only when a check needs a reason."""
 
         def load() -> list[dict[str, Any]]:
+            if self.offline:
+                return []
             try:
                 data = kube_get(self.ctx, kubeio.resource_path("v1", "events", self.config.namespace))
             except (kubeio.KubeError, kubeio.Unreachable):
@@ -493,6 +543,8 @@ class ValidationState:
         key = (str(meta.get("uid") or meta.get("name")), container, restarts)
         if key in self.logs:
             return self.logs[key]
+        if self.offline:
+            return ""
 
         def fetch() -> str:
             path = kubeio.resource_path("v1", "pods", meta.get("namespace") or self.config.namespace, meta.get("name")) + "/log"
@@ -644,7 +696,21 @@ class ValidationState:
     # --- HTTP --------------------------------------------------------------------------------
 
     def http(self, ip: str, port: int, path: str = "/", host: str | None = None) -> HttpProbe:
+        seen = self.provisional.get((ip, port))
+        if seen is not None:
+            return self.once(("http", ip, port, path, host), lambda: provisional_probe(ip, port, path, host, seen))
         return self.once(("http", ip, port, path, host), lambda: http_get(ip, port, path, host=host, timeout=self.http_timeout))
+
+    def probes(self) -> dict[tuple[str, int, str, str | None], HttpProbe]:
+        """Every HTTP probe this state has made (or was carried), by (ip, port, path, host)."""
+        with self._lock:
+            keys = [k for k in self._flights if k[0] == "http"]
+        out = {}
+        for k in keys:
+            p = self.peek(k)
+            if isinstance(p, HttpProbe):
+                out[(k[1], k[2], k[3], k[4])] = p
+        return out
 
     def https(self, ip: str, port: int, host: str, path: str = "/") -> HttpProbe:
         ca = self.ctx.endpoints.ca_file

@@ -17,6 +17,19 @@ from are) and a result is published (as a CheckResult/HopResult event or in a re
 at least as recent as what was published before: a network refresh that started before a watch
 event never overwrites the Kubernetes results computed after it. When it had to keep something
 back, a Kubernetes refresh follows at once that combines the newest of everything.
+
+A refresh publishes its verdicts (CheckResult and HopResult events) together with its report, not
+as each check finishes: the checks and the worker x hop matrix shown at any moment then come from
+the same observations (the trace judges the checks' own probes with the checks' own functions).
+Only the first refresh streams them, since nothing was shown before it.
+
+The fast lane (FastLane): a dropped SYN is only known when a probe's timeout ends, and the timed
+refresh comes only every `interval` seconds, so a firewall change would take seconds to show. A
+thread probes every port the checks probe on the workers a few times a second (connect, one GET,
+the status line, a short timeout; never an API request) and a connect to the LB's listeners.
+When an answer changes, a provisional refresh is published at once from the last observations
+with that one standing for the port ("no answer within 0.4s, confirming with the full check…":
+checks and matrix alike), and the full network refresh starts at once to confirm or correct it.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from ..redact import safe_error
 from . import kubeio
 from .checks_base import CheckRecord, plural
 from .checks_counter import ApiCounter, shutdown_streams
+from .checks_probe import HttpProbe, QuickAnswer, probe_class, quick_probes
 from .checks_registry import build_checks, select_checks, wants_trace
 from .checks_run import ValidationReport, info_for, run_checks, traces_for
 from .checks_state import (
@@ -221,7 +235,7 @@ class Informer:
 class Stamp:
     """How recent the inputs of a refresh are: `seq` the watch-fed objects (the informer's change
     count when its snapshot was taken), `gen` the LISTed kinds (which timed refresh listed them),
-    `net` the network observations (which timed refresh made them)."""
+    `net` the network observations (which timed refresh, or fast-lane change, made them)."""
 
     seq: int
     gen: int
@@ -238,34 +252,183 @@ class Stamp:
         return other is None or (self.seq >= other.seq and self.gen >= other.gen and self.net >= other.net)
 
 
-class _GuardedContext:
-    """The watcher's context as one refresh sees it: the same clients, config, cancel and journal,
-    but its events pass a freshness check first (a stale CheckResult or HopResult is dropped)."""
+class _RefreshContext:
+    """The watcher's context as one refresh sees it: the same clients, config, cancel and journal.
 
-    def __init__(self, ctx: Context, allow: Callable[[Event], bool]) -> None:
+    A refresh's verdicts (CheckResult and HopResult events) are held back and published with its
+    report, together and only when fresh enough (Watcher._publish): the checks and the matrix
+    shown together then always come from the same observations. The first refresh (nothing is
+    published yet) streams them through `stream` as they come, so the board fills in at once."""
+
+    def __init__(self, ctx: Context, stream: Callable[[Event], bool] | None = None) -> None:
         self._ctx = ctx
-        self._allow = allow
+        self._stream = stream
+        self._held: list[Event] = []
+        self._held_lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ctx, name)
 
     def emit(self, event: Event) -> None:
-        if self._allow(event):
+        if not isinstance(event, (CheckResult, HopResult)):
             self._ctx.emit(event)
+            return
+        if self._stream is not None:
+            if self._stream(event):
+                self._ctx.emit(event)
+            return
+        if isinstance(event, CheckResult) and event.status in ("running", "pending"):
+            return  # a held-back refresh publishes its verdicts, not its progress
+        with self._held_lock:
+            self._held.append(event)
+
+    def held(self) -> list[Event]:
+        with self._held_lock:
+            return list(self._held)
+
+
+# --- the fast lane ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FastTarget:
+    """One port the fast lane watches: a worker's port the checks probe (`path` the one they ask
+    for), or one of the LB's listeners (`path` None: connect only)."""
+
+    ip: str
+    port: int
+    path: str | None
+    host: str | None = None
+    worker: str = ""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.ip, self.port)
+
+
+def _answered(answer: QuickAnswer) -> bool:
+    return answer.kind in ("answer", "open")
+
+
+class FastLane:
+    """The network side's fast lane: every `interval` seconds, one cheap probe of every port the
+    checks probe on the workers (connect, one GET, the status line only, within `timeout`) and a
+    connect to each of the LB's listeners; no API request, ever.
+
+    When a port's answer changes (from the previous round) and differs from what the published
+    observations say, the watcher publishes at once a provisional refresh in which that
+    observation stands for the port ("no answer within 0.4s, confirming with the full check…"),
+    so the board turns within a second, and starts the full network refresh that confirms (or
+    corrects) it. A change on an LB listener only starts the full refresh."""
+
+    def __init__(self, watcher: Watcher, interval: float, timeout: float) -> None:
+        self.watcher = watcher
+        self.interval = max(0.1, float(interval))
+        self.timeout = max(0.05, float(timeout))
+        self._lock = threading.Lock()
+        self.targets: list[FastTarget] = []
+        self.published: dict[tuple[str, int], str] = {}  # what the published observations saw on each port (answer_class)
+        self.last: dict[tuple[str, int], str] = {}  # what the previous round saw
+        self.rounds = 0
+        self.probes = 0
+        self.changes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def info(self) -> dict[str, Any]:
+        """The fast lane's budget, for the report (and the board's header)."""
+        with self._lock:
+            return {"interval": self.interval, "timeout": self.timeout, "targets": len(self.targets), "rounds": self.rounds,
+                    "probes": self.probes, "changes": self.changes, "api_requests": 0}
+
+    def learn(self, state: ValidationState) -> None:
+        """The ports to watch and what the published observations saw there, from an adopted
+        state: the HTTP probes it holds on the workers' addresses (one per port, the host-less
+        one first) and the LB's listeners. Reads only what the state already holds."""
+        workers = state.peek(("workers",)) or []
+        names = {w.ip: w.name for w in workers if w.ip}
+        chosen: dict[tuple[str, int], tuple[str, str | None, HttpProbe]] = {}
+        for (ip, port, path, host), probe in sorted(state.probes().items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3] is not None, kv[0][2])):
+            if ip in names and (ip, port) not in chosen:
+                chosen[(ip, port)] = (path, host, probe)
+        targets = [FastTarget(ip, port, path, host, names[ip]) for (ip, port), (path, host, _) in sorted(chosen.items())]
+        published = {k: probe_class(p) for k, (_, _, p) in chosen.items()}
+        cloud = state.peek(("cloud",))
+        lb_ip = cloud.lb_ipv4 if cloud is not None and getattr(cloud, "lb", None) is not None else None
+        if lb_ip:
+            for svc in sorted(cloud.lb.services or [], key=lambda s: int(s.listen_port)):
+                targets.append(FastTarget(lb_ip, state.lb_port(lb_ip, int(svc.listen_port)), None))
+        with self._lock:
+            self.targets = targets
+            self.published = published
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="keybuzz-validate-fast", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set() or self.watcher.ctx.cancel.cancelled or self.watcher._stopped
+
+    def _main(self) -> None:
+        try:
+            while not self.stopping:
+                t0 = time.monotonic()
+                with self._lock:
+                    targets = list(self.targets)
+                if targets:
+                    answers = quick_probes([(t.ip, t.port, t.path, t.host) for t in targets], timeout=self.timeout)
+                    if self.stopping:
+                        return
+                    self.observe(targets, answers)
+                if self._stop.wait(max(0.02, self.interval - (time.monotonic() - t0))):
+                    return
+        except Exception as e:  # noqa: BLE001 - the fast lane is an accelerator: the timed refreshes go on without it
+            self.watcher.ctx.emit(Warning_(step="validate", message=f"the fast network probes stopped: {safe_error(e)}"))
+
+    def observe(self, targets: list[FastTarget], answers: list[QuickAnswer]) -> None:
+        """One round's answers: compare, and act on what changed (see the class docstring)."""
+        changed: dict[tuple[str, int], QuickAnswer] = {}
+        listener = False
+        with self._lock:
+            self.rounds += 1
+            self.probes += len(targets)
+            for t, a in zip(targets, answers):
+                now = a.klass
+                before = self.last.get(t.key)
+                self.last[t.key] = now
+                if before is None or before == now:
+                    continue
+                if t.path is None:
+                    listener = True
+                elif self.published.get(t.key) != now:
+                    changed[t.key] = a
+            if changed or listener:
+                self.changes += 1
+        if changed:
+            self.watcher.fast_refresh(changed)
+        elif listener:
+            self.watcher.confirm_now()
 
 
 class Watcher:
     """The continuous loop behind `validate.watch` (see the module docstring).
 
     Threads: the caller's thread runs the loop and the Kubernetes refreshes ("kube", on watch
-    events); one more thread at a time runs a timed refresh ("net"); the informer has one thread
-    per watched kind. Everything published (the merged results, their stamps, the traces, the
+    events); one more thread at a time runs a timed refresh ("net"); the fast lane's thread probes
+    and runs its provisional refreshes ("fast"); the informer has one thread per watched kind.
+    Everything published (the merged results, their stamps, the traces, the verdict events, the
     refresh counter, on_report calls) goes through `_lock`, so reports come out in order and each
     is the newest of everything."""
 
     def __init__(self, ctx: Context, interval: float, on_report: Callable[[ValidationReport], None], *, only: set[str] | None,
                  skip: Iterable[str], http_timeout: float | None, debounce: float, watch_timeout: int,
-                 refresh: threading.Event | None = None) -> None:
+                 refresh: threading.Event | None = None, fast_interval: float | None = 0.5, fast_timeout: float = 0.4) -> None:
         self.ctx = ctx
         self.interval = max(1.0, float(interval))
         self.on_report = on_report
@@ -282,40 +445,42 @@ class Watcher:
         self.stamps: dict[str, Stamp] = {}  # check id -> the stamp of the result published for it
         self.traces: dict[str, dict[str, list[Hop]]] = {}
         self.trace_stamp: Stamp | None = None
-        self.net_state: ValidationState | None = None  # the last completed timed refresh's observations
-        self.net_gen = 0  # ... and its number
+        self.net_state: ValidationState | None = None  # the newest network observations published (timed refresh or fast lane)
+        self.net_gen = 0  # ... and their number
         self.base: KubeSnapshot | None = None  # the last LISTed snapshot (the unwatched kinds)
         self.base_gen = 0
-        self._gens = 0  # numbers handed to timed refreshes when they start
+        self._gens = 0  # numbers handed to timed refreshes when they start (and to fast-lane changes)
         self.refresh = 0
         self.started_total = self.counter.total
         self.started_watches = self.counter.watches
         self.watching = False
         self.refresh_now = refresh  # set by the caller ("refresh now" on the board): a full refresh at once
         self._force_kube = False  # a Kubernetes refresh must follow (something stale was kept back)
+        self._net_now = False  # the fast lane saw a change: the full network refresh, now
         self._net_thread: threading.Thread | None = None
         self._net_error: BaseException | None = None
         self._net_finished_at = 0.0
         self._net_again = False
         self._stopped = False
+        self.fast = FastLane(self, fast_interval, fast_timeout) if fast_interval and self.want_trace_or_net() else None
+
+    def want_trace_or_net(self) -> bool:
+        """The fast lane watches what the network checks and the matrix probe: nothing to do without them."""
+        return self.want_trace or any(c.source == "net" for c in self.checks)
 
     # --- freshness -------------------------------------------------------------------------------
 
     def _allow(self, stamp: Stamp) -> Callable[[Event], bool]:
-        """The event filter of a refresh computed from `stamp`'s inputs."""
+        """The filter of the first refresh's streamed verdicts (later refreshes publish theirs
+        with their report, see _publish)."""
 
         def allow(event: Event) -> bool:
             if isinstance(event, CheckResult):
                 with self._lock:
                     if self._stopped:
                         return False
-                    cur = self.stamps.get(event.check)
-                    if self.source.get(event.check) == "net":
-                        fresh = cur is None or stamp.net >= cur.net
-                    else:
-                        fresh = stamp.kube_covers(cur)
-                    if not fresh:
-                        return False  # (a timed refresh that lost here ends with a Kubernetes refresh)
+                    if not self._fresh_record(event.check, stamp):
+                        return False
                     if event.status not in ("running", "pending"):
                         self.stamps[event.check] = stamp
                     return True
@@ -332,33 +497,65 @@ class Watcher:
             return cur is None or stamp.net >= cur.net
         return stamp.kube_covers(cur)
 
+    def _publish(self, rctx: _RefreshContext, trigger: str, stamp: Stamp, records: dict[str, CheckRecord],
+                 traces: dict[str, dict[str, list[Hop]]] | None) -> None:
+        """Under _lock: adopt what is fresh of one refresh (its records, its traces) and emit the
+        verdict events of what was adopted, together, just before its report."""
+        adopted: set[str] = set()
+        for cid, rec in records.items():
+            if self._fresh_record(cid, stamp):
+                self.records[cid] = rec
+                self.stamps[cid] = stamp
+                adopted.add(cid)
+        took = False
+        if traces is not None:
+            if stamp.covers(self.trace_stamp):
+                self.traces, self.trace_stamp, took = traces, stamp, True
+            elif trigger != "kube" or (self.trace_stamp is not None and stamp.seq > self.trace_stamp.seq):
+                self._force_kube = True  # a Kubernetes refresh joins the newest of both sides
+        for e in rctx.held():
+            if (isinstance(e, CheckResult) and e.check in adopted) or (isinstance(e, HopResult) and took):
+                self.ctx.emit(e)
+
     # --- one refresh -------------------------------------------------------------------------------
 
-    def _run(self, trigger: str) -> None:
+    def _run(self, trigger: str, seen: dict[tuple[str, int], QuickAnswer] | None = None) -> None:
         started, t0 = time.time(), time.monotonic()
         scope = self.counter.scope()
-        self.counter.bind(scope, lambda: self._refresh(trigger, scope, started, t0))()
+        self.counter.bind(scope, lambda: self._refresh(trigger, scope, started, t0, seen))()
 
-    def _refresh(self, trigger: str, scope: Any, started: float, t0: float) -> None:
+    def _refresh(self, trigger: str, scope: Any, started: float, t0: float, seen: dict[tuple[str, int], QuickAnswer] | None = None) -> None:
         ctx = self.ctx
         fresh: KubeSnapshot | None = None
         listed = False
-        if trigger == "kube":
+        if trigger in ("kube", "fast"):
             with self._lock:
                 base, base_gen, carry, net_gen = self.base, self.base_gen, self.net_state, self.net_gen
+                if trigger == "fast":
+                    if carry is None or not self.watching or self._stopped:
+                        return  # nothing published to stand on yet: the full refresh will tell
+                    self._gens += 1  # newer than every timed refresh started before the change was seen
+                    net_gen = self._gens
                 seq, snap = self.informer.snapshot_at(base)
                 stamp = Stamp(seq, base_gen, net_gen)
-                gctx = _GuardedContext(ctx, self._allow(stamp))
-                state = ValidationState(gctx, http_timeout=self.http_timeout, kube=snap, carry=carry, keep_net=True,  # type: ignore[arg-type]
-                                        counter=self.counter, scope=scope)
-            ran = [c for c in self.checks if c.source == "kube"]
+            rctx = _RefreshContext(ctx)
+            state = ValidationState(rctx, http_timeout=self.http_timeout, kube=snap, carry=carry, keep_net=True,  # type: ignore[arg-type]
+                                    counter=self.counter, scope=scope)
+            if trigger == "fast":
+                assert carry is not None and seen is not None
+                state.reuse_kube_reads(carry)
+                state.override_probes(seen, lambda a: not _answered(a))
+                ran = [c for c in self.checks if c.source == "net"]
+            else:
+                ran = [c for c in self.checks if c.source == "kube"]
         else:
             with self._lock:
                 self._gens += 1
                 gen = self._gens
+                first = self.refresh == 0 and not self.records
             holder: list[Stamp] = []
-            gctx = _GuardedContext(ctx, lambda e: self._allow(holder[0])(e) if holder else True)
-            state, fresh, seq = self._net_state(gctx, scope)
+            rctx = _RefreshContext(ctx, (lambda e: self._allow(holder[0])(e) if holder else True) if first else None)
+            state, fresh, seq = self._net_state(rctx, scope)
             listed = fresh is not None
             stamp = Stamp(seq, gen, gen)
             holder.append(stamp)
@@ -367,44 +564,40 @@ class Watcher:
         try:
             with self._lock:
                 previous = dict(self.records)
-            records, cancelled = run_checks(gctx, ran, state, skipped=self.skipped, previous=previous)  # type: ignore[arg-type]
+            records, cancelled = run_checks(rctx, ran, state, skipped=self.skipped, previous=previous)  # type: ignore[arg-type]
             traces: dict[str, dict[str, list[Hop]]] | None = None
             if self.want_trace and not cancelled:
                 with self._lock:
                     wanted = stamp.covers(self.trace_stamp)
-                    if not wanted and trigger != "kube":
+                    if not wanted and (trigger != "kube" or (self.trace_stamp is not None and stamp.seq > self.trace_stamp.seq)):
                         self._force_kube = True
                 if wanted:
                     try:
-                        traces = traces_for(gctx, state)  # type: ignore[arg-type]
+                        traces = traces_for(rctx, state)  # type: ignore[arg-type]
                     except Cancelled:
                         cancelled = True
             info = info_for(ctx, state)
             with self._lock:
                 if self._stopped:
                     return
-                for cid, rec in records.items():
-                    if self._fresh_record(cid, stamp):
-                        self.records[cid] = rec
-                        self.stamps[cid] = stamp
-                if traces is not None:
-                    if stamp.covers(self.trace_stamp):
-                        self.traces, self.trace_stamp = traces, stamp
-                    elif trigger != "kube":
-                        self._force_kube = True
+                self._publish(rctx, trigger, stamp, records, traces)
                 if trigger != "kube" and not cancelled:
-                    old, self.net_state, self.net_gen = self.net_state, state, stamp.net
-                    adopted = True
-                    if listed:
+                    if stamp.net >= self.net_gen:  # never an older network side over a newer one
+                        old, self.net_state, self.net_gen = self.net_state, state, stamp.net
+                        adopted = True
+                        if old is not None:
+                            old.close()
+                        if self.fast is not None:
+                            self.fast.learn(state)
+                    if listed and stamp.gen >= self.base_gen:
                         self.base, self.base_gen = fresh, stamp.gen
                     if self.watching and self.informer.seq > stamp.seq:
                         self._force_kube = True  # watch events came in while this refresh ran
-                    if old is not None:
-                        old.close()
                 report = ValidationReport(
                     [self.records[c.id] for c in self.checks if c.id in self.records], dict(self.traces), started,
                     time.monotonic() - t0, scope.count, self.refresh, trigger, [c.id for c in ran], cancelled, info,
                     self.counter.total - self.started_total, self.counter.watches - self.started_watches,
+                    self.fast.info() if self.fast is not None else {},
                 )
                 self.refresh += 1
                 try:
@@ -416,7 +609,7 @@ class Watcher:
                 state.close()
             if self._force_kube:
                 self.wake.set()
-        if trigger != "kube" and fresh is not None and not ctx.cancel.cancelled:
+        if trigger in ("full", "net") and fresh is not None and not ctx.cancel.cancelled:
             with self._lock:  # the first refresh that could LIST everything starts the watches
                 start, self.watching = not self.watching, True
             if start:
@@ -452,6 +645,31 @@ class Watcher:
         state.use_kube(snap)
         return state, fresh, seq
 
+    # --- the fast lane's side ----------------------------------------------------------------------
+
+    def fast_refresh(self, seen: dict[tuple[str, int], QuickAnswer]) -> None:
+        """The fast lane saw these ports change (its thread): publish the provisional refresh
+        now, then have the full network refresh confirm it."""
+        try:
+            self._run("fast", seen)
+        except Cancelled:
+            return
+        except Exception as e:  # noqa: BLE001 - the full refresh that follows says what is what
+            self.ctx.emit(Warning_(step="validate", message=f"a fast refresh failed: {safe_error(e)}"))
+        finally:
+            self.confirm_now()
+
+    def confirm_now(self) -> None:
+        """A full network refresh as soon as possible (right after the one running, if any)."""
+        with self._lock:
+            self._net_now = True
+        self.wake.set()
+
+    def _take_net_now(self) -> bool:
+        with self._lock:
+            now, self._net_now = self._net_now, False
+            return now
+
     # --- the timed refresh's thread ----------------------------------------------------------------
 
     def _start_net(self) -> None:
@@ -486,6 +704,8 @@ class Watcher:
         ctx.emit(StepStarted(step="validate", title="Validation (continuous)"))
         try:
             self._run("full")
+            if self.fast is not None and not ctx.cancel.cancelled:
+                self.fast.start()
             next_net = time.monotonic() + self.interval
             while not ctx.cancel.cancelled:
                 busy = self._net_busy()
@@ -508,6 +728,7 @@ class Watcher:
                 poked = self.refresh_now is not None and self.refresh_now.is_set()
                 if poked and self.refresh_now is not None:
                     self.refresh_now.clear()
+                poked = self._take_net_now() or poked
                 if self._net_busy():
                     self._net_again = self._net_again or poked
                     continue
@@ -521,6 +742,8 @@ class Watcher:
         finally:
             with self._lock:
                 self._stopped = True
+            if self.fast is not None:
+                self.fast.stop()
             self.informer.stop()
             t = self._net_thread
             if t is not None:

@@ -8,9 +8,13 @@ board shows this path as a worker x hop matrix where the first red cell on each 
 What each hop means and how it is measured (per worker W, host H served by app A):
 
 - dns      the resolver's A answer for H contains the LB's public IPv4 (same on every row).
-- lb       the LB has W as a target and reports it healthy on every service port, and the LB
-           answers an HTTP request for H on its port 80. When the target is unhealthy *because*
-           W's NodePort does not answer, the cell is a warning and the NodePort hop is the cause.
+- lb       the LB is configured as keybuzz.yaml says (lb.services: a misconfigured service breaks
+           the path on every worker), has W as a target and reports it healthy on every service
+           port (lb.targets-healthy's own observation). When the target is unhealthy *because* W's
+           NodePort does not answer, the cell is a warning (the LB took W out of rotation, as it
+           should) and the NodePort hop is the cause. No request is sent through the LB here: it
+           would reach whichever target the round robin picks, so one broken worker would mark
+           every row (the https.* checks test the LB end to end).
 - nodeport GET W:31695/healthz answers 200 (ingress-nginx's default server, what the LB checks).
 - ingress  GET W:31695/ with Host: H reaches a route for H: not nginx's default 404 and not
            another app. nginx's own 502/503/504 mean it routed H and the upstream failed, which
@@ -24,8 +28,9 @@ What each hop means and how it is measured (per worker W, host H served by app A
            skip (no pod there).
 
 `trace()` returns {worker: [Hop, ...]} in that order and emits one HopResult event per cell; the
-observations are the checks' own (cached in the shared state), so running the trace after the
-checks costs no new request.
+observations are the checks' own (cached in the shared state) and judged by the checks' own
+functions, so running the trace after the checks costs no new request and a cell can never say
+something the check of the same observation does not.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 from ..config import App
 from ..events import HopResult
 from .checks_base import join_names
+from .checks_cloud import check_lb_services
 from .checks_kube import endpoint_addresses, host_network_app
 from .checks_node import Verdict, judge_ingress_nodeport, judge_pod_port, judge_route
 from .checks_state import ValidationState, Worker, pod_is_ready
@@ -96,19 +102,9 @@ def dns_hop(state: ValidationState, host: str) -> Hop:
     return Hop("dns", "ok", f"{host} -> {lb} (the load balancer, via {ans.server})", "", {**ev, "lb": lb})
 
 
-def lb_answer(state: ValidationState, host: str) -> Any:
-    """The LB answering an HTTP request for host on its first http service (port 80)."""
-    ip = state.lb_ip()
-    if ip is None:
-        return None
-    lb = state.cloud().lb
-    ports = sorted(int(s.listen_port) for s in (lb.services or []) if s.protocol == "http")
-    if not ports:
-        return None
-    return state.http(ip, state.lb_port(ip, ports[0]), "/", host)
-
-
-def lb_hop(state: ValidationState, host: str, w: Worker, answer: Any) -> Hop:
+def lb_hop(state: ValidationState, host: str, w: Worker, services: Any = None) -> Hop:
+    """The LB hop of worker w: the LB's configuration (`services`: lb.services' outcome, judged
+    from the same Hetzner read) and w's target health as the LB reports it."""
     cloud = state.cloud()
     if not cloud.token:
         return Hop("lb", "skip", f"not checked: {cloud.error}", cloud.remediation)
@@ -116,26 +112,22 @@ def lb_hop(state: ValidationState, host: str, w: Worker, answer: Any) -> Hop:
         return Hop("lb", "fail", cloud.error, cloud.remediation)
     if cloud.lb is None:
         return Hop("lb", "fail", f"no load balancer {state.config.load_balancer.name}", "see lb.services")
+    if services is not None and services.status == "fail":
+        return Hop("lb", "fail", f"{cloud.lb.name} does not forward as keybuzz.yaml says: {services.detail}", "see lb.services",
+                   {"lb.services": services.status})
     t = state.lb_targets().get(w.name)
     if t is None:
         return Hop("lb", "fail", f"{w.name} is not a target of {cloud.lb.name}", "see lb.targets-healthy")
     ev: dict[str, Any] = {"target": t.ip, "health": {str(p): s for p, (s, _, _) in t.health.items()}}
     bad = sorted(p for p, h in t.health.items() if h[0] == "unhealthy")
     unknown = sorted(p for p, h in t.health.items() if h[0] == "unknown")
-    said = ""
-    if answer is not None:
-        ev["lb_answer"] = answer.to_dict()
-        if not answer.answered:
-            return Hop("lb", "fail", f"the load balancer does not answer on {answer.ip}:{answer.port} ({answer.describe()})",
-                       "check the LB's services (lb.services); in the Hetzner console, its status", ev)
-        said = f"; the LB answers {answer.status} {answer.reason}"
     if bad:
         kinds = sorted({t.health[p][1] for p in bad if t.health[p][1]})
         return Hop("lb", "fail", f"target {w.name} unhealthy on {join_names([str(p) for p in bad])}" + (f" ({', '.join(kinds)})" if kinds else "")
-                   + ": the LB sends it no traffic" + said, "see lb.targets-healthy", {**ev, "unhealthy": bad})
+                   + ": the LB sends it no traffic", "see lb.targets-healthy", {**ev, "unhealthy": bad})
     if unknown:
-        return Hop("lb", "warn", f"target {w.name} not health-checked yet on {join_names([str(p) for p in unknown])}" + said, "wait one interval", ev)
-    return Hop("lb", "ok", f"target {w.name} ({t.ip}) healthy on {join_names([str(p) for p in sorted(t.health)])}" + said, "", ev)
+        return Hop("lb", "warn", f"target {w.name} not health-checked yet on {join_names([str(p) for p in unknown])}", "wait one interval", ev)
+    return Hop("lb", "ok", f"target {w.name} ({t.ip}) healthy on {join_names([str(p) for p in sorted(t.health)])}", "", ev)
 
 
 def ingress_hop(state: ValidationState, app: App, w: Worker, nodeport: Hop) -> tuple[Hop, Verdict | None]:
@@ -182,8 +174,8 @@ def pod_hop(state: ValidationState, app: App, w: Worker) -> Hop:
     return _from_verdict("pod", judge_pod_port(state, app, w))
 
 
-def trace_worker(state: ValidationState, app: App, w: Worker, dns: Hop, answer: Any) -> list[Hop]:
-    lb = lb_hop(state, app.host, w, answer)
+def trace_worker(state: ValidationState, app: App, w: Worker, dns: Hop, services: Any = None) -> list[Hop]:
+    lb = lb_hop(state, app.host, w, services)
     nodeport = _from_verdict("nodeport", judge_ingress_nodeport(state, w))
     ingress, route = ingress_hop(state, app, w, nodeport)
     try:
@@ -195,8 +187,8 @@ def trace_worker(state: ValidationState, app: App, w: Worker, dns: Hop, answer: 
         service = Hop("service", "skip", f"not checked: {safe_error(e)}")
         pod = Hop("pod", "skip", f"not checked: {safe_error(e)}")
     if lb.status == "fail" and lb.evidence.get("unhealthy") and nodeport.status == "fail":
-        lb = Hop("lb", "warn", lb.detail + f"; its health check fails because NodePort {state.config.ingress.http_node_port} does not answer (next hop)",
-                 "", lb.evidence)
+        lb = Hop("lb", "warn", lb.detail + f": the LB took it out of rotation, as it should, because NodePort "
+                 f"{state.config.ingress.http_node_port} does not answer (the next hop: the cause)", "", lb.evidence)
     return [dns, lb, nodeport, ingress, service, pod]
 
 
@@ -209,8 +201,8 @@ def trace(ctx: Context, host: str, *, state: ValidationState | None = None, emit
     try:
         workers = st.workers()
         dns = dns_hop(st, host)
-        answer = lb_answer(st, host) if st.cloud().lb is not None else None
-        rows = st.map(lambda w: trace_worker(st, app, w, dns, answer), workers)
+        services = check_lb_services(ctx, st) if st.cloud().lb is not None else None
+        rows = st.map(lambda w: trace_worker(st, app, w, dns, services), workers)
         out = {w.name: hops for w, hops in zip(workers, rows)}
         if emit:
             for node, hops in out.items():

@@ -11,7 +11,8 @@ pods, DaemonSets, Endpoints and Services (and the cluster's nodes); an event re-
 whose state lives in Kubernetes, from the watch-fed cache, for zero LIST requests. The network
 side (HTTP probes, DNS, the Hetzner API) is re-checked on a modest interval. Each report carries
 the number of Kubernetes API requests its refresh made (the issue's benchmark), counted on the
-client side by ApiCounter.
+client side by ApiCounter. A fast lane of cheap port probes (no API request) turns the board
+within a second of a network change, provisionally, until the full refresh confirms it.
 """
 
 from __future__ import annotations
@@ -99,13 +100,17 @@ def watch(
     debounce: float = 0.2,
     watch_timeout: int = 300,
     refresh: threading.Event | None = None,
+    fast_interval: float | None = 0.5,
+    fast_timeout: float = 0.4,
 ) -> None:
     """Validate continuously until ctx.cancel: a full run first, then a refresh of the Kubernetes
     checks on every relevant watch event (bursts coalesced over `debounce` s) and of everything
     on every `interval` s. Each refresh calls on_report (from this thread) with a full report:
     the checks not re-run keep their last result, `rerun` names those that ran, `api_requests`
     counts that refresh's Kubernetes API requests. Setting `refresh` (an Event the caller owns)
-    asks for a full refresh now (the board's "refresh" key). Returns within about a second of a
-    cancel."""
+    asks for a full refresh now (the board's "refresh" key). `fast_interval` (None: off): how
+    often the fast lane probes the workers' ports (no API request); a change it sees is published
+    at once as a provisional refresh (trigger "fast") and confirmed by a full one. Returns within
+    about a second of a cancel."""
     Watcher(ctx, interval, on_report, only=only, skip=skip, http_timeout=http_timeout, debounce=debounce,
-             watch_timeout=watch_timeout, refresh=refresh).run()
+             watch_timeout=watch_timeout, refresh=refresh, fast_interval=fast_interval, fast_timeout=fast_timeout).run()

@@ -24,9 +24,10 @@ from keybuzz_tui.config import Config
 from keybuzz_tui.engine import checks_watch
 from keybuzz_tui.engine import validate as V
 from keybuzz_tui.engine.checks_base import Check, ok
+from keybuzz_tui.engine.checks_fix import fix_for
 from keybuzz_tui.engine.checks_watch import Stamp
 from keybuzz_tui.engine.context import Context, Endpoints
-from keybuzz_tui.events import CheckResult, Recorder
+from keybuzz_tui.events import CheckResult, HopResult, Recorder
 from keybuzz_tui.sandbox.runtime import Sandbox, free_net
 
 SLOW = "test.slow-network"
@@ -177,3 +178,266 @@ def test_kube_refreshes_keep_coming_while_network_refreshes_are_slow(world, slow
         t.join(5)
         ctx.close()
     assert not t.is_alive()
+
+
+# --- the matrix agrees with the checks; the fast lane ----------------------------------------------
+
+UFW_NODE = "k3s-worker-02"
+NODEPORT = 31695
+
+
+def agreement_problems(r: V.ValidationReport) -> list[str]:
+    """What a report's worker x hop matrix says that its checks do not (or the reverse), for the
+    two hops the checks observe per worker: the NodePort (node.nodeport) and the LB
+    (lb.services + lb.targets-healthy). Empty when they agree."""
+    out: list[str] = []
+    nodeport, targets, services = r.result("node.nodeport"), r.result("lb.targets-healthy"), r.result("lb.services")
+    for host, rows in r.traces.items():
+        for node, hops in rows.items():
+            cells = {h.hop: h for h in hops}
+            seen = (nodeport.evidence.get(node) or {}).get(f"ingress {NODEPORT}") or {}
+            if (cells["nodeport"].status == "fail") != (seen.get("status") == "fail"):
+                out.append(f"{host} {node}: NodePort cell {cells['nodeport'].status} but node.nodeport says {seen.get('status')}: "
+                           f"{cells['nodeport'].detail!r} vs {seen.get('detail')!r}")
+            health = ((targets.evidence.get(node) or {}).get("health") or {}).values()
+            target_ok = services.status != "fail" and bool(health) and all(h.get("status") == "healthy" for h in health)
+            if (cells["lb"].status == "ok") != target_ok:
+                out.append(f"{host} {node}: LB cell {cells['lb'].status} ({cells['lb'].detail!r}) but lb.targets-healthy says "
+                           f"{[h.get('status') for h in health]} and lb.services {services.status}")
+    return out
+
+
+def test_matrix_and_checks_agree_in_every_report_through_a_ufw_drop_and_back(world):
+    """The board shows a report's checks and matrix together: they must never disagree. Through a
+    UFW drop of 31695 on one worker (the fast lane's provisional verdict, the full check, the LB's
+    health check taking the worker out of rotation) and its repair, every report agrees; the LB
+    hop of a worker never turns because another worker's NodePort is dropped (no request through
+    the round-robin LB), and once the LB has taken the worker out of rotation its LB hop says so
+    (`warn`: a consequence) with the NodePort hop as the first broken one."""
+    sb = world
+    sequence: list[tuple[str, Any]] = []  # the events and the reports, in the order a consumer gets them
+    lock = threading.Lock()
+
+    def sink(e: Any) -> None:
+        with lock:
+            sequence.append(("event", e))
+
+    def on_report(r: V.ValidationReport) -> None:
+        with lock:
+            sequence.append(("report", r))
+        stream.q.put(r)
+
+    ctx = Context(Config(), Endpoints.from_sandbox(sb.state_dir), sink=sink)
+    stream = Stream()
+    t = threading.Thread(target=V.watch, args=(ctx, 1.0, on_report), kwargs={"http_timeout": 3.0, "fast_interval": 0.3}, daemon=True)
+    t.start()
+    try:
+        stream.next(lambda r: r.status == "ok" and bool(r.traces), 40, "an all-green report")
+        sb.call(sb.dataplane.set_firewall, UFW_NODE, NODEPORT, True)
+        first = stream.next(lambda r: status(r, "node.nodeport") == "fail", 20, "the dropped NodePort in a report")
+        assert first.traces, "the NodePort check failed in a report without its matrix"
+        # the matrix of the same report already names the NodePort as the first broken hop there
+        for host, rows in first.traces.items():
+            assert V.first_broken(rows[UFW_NODE]).hop == "nodeport", (host, [(h.hop, h.status) for h in rows[UFW_NODE]])
+            assert all(V.first_broken(hops) is None for n, hops in rows.items() if n != UFW_NODE)
+        settled = stream.next(lambda r: status(r, "lb.targets-healthy") == "fail" and status(r, "node.nodeport") == "fail", 40,
+                              "the LB taking the worker out of rotation")
+        for rows in settled.traces.values():
+            lb, np_ = rows[UFW_NODE][1], rows[UFW_NODE][2]
+            assert lb.status == "warn" and "out of rotation" in lb.detail and f"NodePort {NODEPORT} does not answer" in lb.detail, lb
+            assert np_.status == "fail" and V.first_broken(rows[UFW_NODE]).hop == "nodeport"
+            assert all(hops[1].status == "ok" for n, hops in rows.items() if n != UFW_NODE)
+        assert UFW_NODE in settled.result("lb.targets-healthy").detail
+        fix = fix_for(settled.result("lb.targets-healthy"))  # the LB is right: the fix is on the node
+        assert fix is not None and fix.place == "commands" and fix.nodes == (UFW_NODE,)
+        sb.call(sb.dataplane.set_firewall, UFW_NODE, NODEPORT, False)
+        stream.next(lambda r: r.status == "ok" and all(V.first_broken(h) is None for rows in r.traces.values() for h in rows.values()),
+                    60, "the world green again")
+    finally:
+        sb.call(sb.dataplane.set_firewall, UFW_NODE, NODEPORT, False)
+        ctx.cancel.cancel()
+        t.join(5)
+        ctx.close()
+    assert not t.is_alive()
+    bad = {(r.refresh, r.trigger): p for r in stream.seen if r.traces and (p := agreement_problems(r))}
+    assert not bad, bad
+    # a consumer applying the events as they come (as the board did) never shows the NodePort
+    # check failing over a green matrix: the verdicts of a refresh come together, after its trace
+    with lock:
+        seq = list(sequence)
+    first = next(i for i, (k, e) in enumerate(seq) if k == "event" and isinstance(e, CheckResult) and e.check == "node.nodeport" and e.status == "fail")
+    cell = next(i for i, (k, e) in enumerate(seq) if k == "event" and isinstance(e, HopResult) and e.node == UFW_NODE and e.hop == "nodeport"
+                and e.status == "fail")
+    between = seq[first:cell]
+    assert cell > first and all(k == "event" and isinstance(e, (CheckResult, HopResult)) and e.status not in ("running", "pending")
+                                for k, e in between), [(k, type(e).__name__, getattr(e, "check", ""), getattr(e, "status", "")) for k, e in between]
+    # after the first report, refreshes publish verdicts, never progress
+    start = next(i for i, (k, _) in enumerate(seq) if k == "report")
+    assert not [e for k, e in seq[start:] if k == "event" and isinstance(e, CheckResult) and e.status in ("running", "pending")]
+
+
+def test_the_trace_after_the_checks_dials_nothing(world):
+    """The matrix is the checks' own observations judged per worker: tracing after the checks
+    makes no new probe (in particular no request through the LB, which would reach whichever
+    target the round robin picks and mark every worker for one broken target)."""
+    from keybuzz_tui.engine.checks_run import run_checks, traces_for
+    from keybuzz_tui.engine.checks_state import ValidationState
+
+    sb = world
+    ctx = Context(Config(), Endpoints.from_sandbox(sb.state_dir))
+    state = ValidationState(ctx, http_timeout=3.0)
+    try:
+        records, cancelled = run_checks(ctx, V.build_checks(ctx.config), state)
+        assert not cancelled and {r.status for r in records.values()} == {"ok"}, {c: r.detail for c, r in records.items() if r.status != "ok"}
+        probes = {k for k in state._flights if k[0] in ("http", "https", "dns")}
+        rows = traces_for(ctx, state)
+        assert set(rows) == {"platform-api.keybuzz.io", "platform.keybuzz.io"}
+        assert {k for k in state._flights if k[0] in ("http", "https", "dns")} == probes
+    finally:
+        state.close()
+        ctx.close()
+
+
+def test_fast_lane_turns_a_dropped_port_provisionally_then_the_full_check_confirms(world):
+    """With a timed refresh only every 30 s, only the fast lane can see the change in time: it
+    publishes a provisional refresh (no API request; checks and matrix alike say "confirming")
+    and starts the full network refresh at once, which confirms it; the repair is seen the same
+    way (re-probed for real: the port answers)."""
+    sb = world
+    ctx = Context(Config(), Endpoints.from_sandbox(sb.state_dir))
+    stream = Stream()
+    t = threading.Thread(target=V.watch, args=(ctx, 30.0, stream.q.put), kwargs={"http_timeout": 3.0, "fast_interval": 0.3}, daemon=True)
+    t.start()
+    try:
+        first = stream.next(lambda r: True, 40, "the first report")
+        assert first.status == "ok", [(c.check, c.detail) for c in first.results if c.status != "ok"]
+        time.sleep(1.0)  # a few fast rounds: the baseline
+        sb.call(sb.dataplane.set_firewall, UFW_NODE, NODEPORT, True)
+        fast = stream.next(lambda r: status(r, "node.nodeport") == "fail", 15, "the provisional verdict")
+        assert fast.trigger == "fast" and fast.api_requests == 0
+        assert set(fast.rerun) == {c.id for c in V.build_checks(ctx.config) if c.source == "net"}
+        np_ = fast.result("node.nodeport")
+        assert f"{NODEPORT} does not answer on {UFW_NODE}" in np_.detail and "confirming" in np_.detail, np_.detail
+        assert f"ufw allow {NODEPORT}/tcp" in np_.remediation
+        fix = fix_for(np_, config=ctx.config)  # `f` on the board: the commands, on that node
+        assert fix is not None and fix.place == "commands" and fix.nodes == (UFW_NODE,)
+        cell = fast.traces["platform-api.keybuzz.io"][UFW_NODE][2]
+        assert cell.status == "fail" and "confirming" in cell.detail
+        lane = fast.fast_lane
+        assert lane["api_requests"] == 0 and lane["targets"] >= 5 * 3 and lane["probes"] >= lane["targets"] and lane["changes"] >= 1
+        confirmed = stream.next(lambda r: r.trigger == "net" and "confirming" not in r.result("node.nodeport").detail, 15,
+                                "the full check's confirmation")
+        assert status(confirmed, "node.nodeport") == "fail" and confirmed.api_requests > 0
+        assert confirmed.traces["platform-api.keybuzz.io"][UFW_NODE][2].status == "fail"
+
+        sb.call(sb.dataplane.set_firewall, UFW_NODE, NODEPORT, False)
+        back = stream.next(lambda r: status(r, "node.nodeport") == "ok", 15, "the port answering again")
+        assert back.trigger in ("fast", "net")
+        assert back.traces["platform-api.keybuzz.io"][UFW_NODE][2].status == "ok"
+    finally:
+        sb.call(sb.dataplane.set_firewall, UFW_NODE, NODEPORT, False)
+        ctx.cancel.cancel()
+        t.join(5)
+        ctx.close()
+    assert not t.is_alive()
+    bad = {(r.refresh, r.trigger): p for r in stream.seen if r.traces and (p := agreement_problems(r))}
+    assert not bad, bad
+
+
+class _Lanes:
+    """A stand-in for the Watcher behind a FastLane: records what the lane asks for."""
+
+    def __init__(self) -> None:
+        self.fast: list[dict[Any, Any]] = []
+        self.confirms = 0
+
+    def fast_refresh(self, seen: dict[Any, Any]) -> None:
+        self.fast.append(dict(seen))
+
+    def confirm_now(self) -> None:
+        self.confirms += 1
+
+
+def test_fast_lane_acts_only_on_a_change_the_published_observations_do_not_show():
+    from keybuzz_tui.engine.checks_probe import QuickAnswer
+
+    w = _Lanes()
+    lane = checks_watch.FastLane(w, 0.3, 0.4)  # type: ignore[arg-type]
+    port = checks_watch.FastTarget("127.9.10.111", NODEPORT, "/healthz", None, UFW_NODE)
+    listener = checks_watch.FastTarget("127.9.20.10", 20080, None)
+    lane.targets, lane.published = [port, listener], {port.key: "http 200"}
+    ok, dropped, refused, open_ = QuickAnswer("answer", 200), QuickAnswer("read-timeout", None, 0.4, 0.4), QuickAnswer("refused"), QuickAnswer("open")
+
+    def round_(a: Any, b: Any = open_) -> None:
+        lane.observe([port, listener], [a, b])
+
+    round_(dropped)  # the first round is the baseline, even when it differs from the published view
+    round_(dropped)
+    assert w.fast == [] and w.confirms == 0
+    round_(ok)  # a change, but the published observations already say 200: nothing to publish
+    assert w.fast == []
+    round_(dropped)  # a change the published view does not show: a provisional refresh
+    assert w.fast == [{port.key: dropped}]
+    round_(dropped)  # still dropped: once is enough
+    assert len(w.fast) == 1
+    lane.published = {port.key: "dropped"}  # the provisional refresh was published
+    round_(refused)  # dropped -> refused: another kind of fault, published again
+    assert w.fast[-1] == {port.key: refused}
+    round_(ok)
+    assert w.fast[-1] == {port.key: ok} and len(w.fast) == 3
+    round_(ok, refused)  # an LB listener stops accepting: the full refresh (no provisional verdict)
+    assert w.confirms == 1 and len(w.fast) == 3
+    assert lane.info()["api_requests"] == 0 and lane.info()["rounds"] == 8 and lane.info()["probes"] == 16
+
+
+def test_quick_probes_tell_an_answer_from_a_silent_port_and_a_closed_one():
+    import socket as sk
+
+    from keybuzz_tui.engine.checks_probe import quick_probe, quick_probes
+
+    held: list[sk.socket] = []  # the accepted connections stay open (a silent server, not a reset)
+    servers: list[sk.socket] = []
+
+    def server(reply: bytes | None) -> int:
+        srv = sk.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        servers.append(srv)
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                held.append(conn)
+                if reply is not None:
+                    conn.recv(1024)
+                    conn.sendall(reply)
+                    conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        return int(srv.getsockname()[1])
+
+    answering = server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    silent = server(None)  # accepts, never answers: what a drop after the handshake looks like
+    probe = sk.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed = probe.getsockname()[1]
+    probe.close()
+    try:
+        a = quick_probe("127.0.0.1", answering, "/healthz", timeout=2.0)
+        assert (a.kind, a.status, a.klass) == ("answer", 200, "http 200")
+        a = quick_probe("127.0.0.1", silent, "/healthz", timeout=0.3)
+        assert (a.kind, a.klass) == ("read-timeout", "dropped") and a.elapsed < 2
+        assert quick_probe("127.0.0.1", silent, None, timeout=0.3).kind == "open"  # connect only
+        assert quick_probe("127.0.0.1", closed, "/", timeout=0.3).klass == "refused"
+        # the fast lane's round: all at once, on one thread, the same verdicts
+        many = quick_probes([("127.0.0.1", answering, "/healthz", None), ("127.0.0.1", silent, "/healthz", None),
+                             ("127.0.0.1", silent, None, None), ("127.0.0.1", closed, "/", None)], timeout=0.5)
+        assert [(m.kind, m.klass) for m in many] == [("answer", "http 200"), ("read-timeout", "dropped"), ("open", "open"),
+                                                      ("refused", "refused")]
+        assert all(m.elapsed < 2 for m in many)
+    finally:
+        for c in held + servers:
+            c.close()
