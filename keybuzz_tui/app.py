@@ -84,10 +84,13 @@ DEMO_SWITCHES: dict[str, DemoSwitch] = {
         "bind its hostPort and goes to CrashLoopBackOff (\"Address already in use\"). The port probe finds it.",
         "port-free",
     ),
+    # "stop a worker's ingress" (issue 5): what the outside sees of a worker whose ingress stopped,
+    # made the way production saw it: a UFW rule on that worker drops the ingress NodePort
     "ufw-drop": DemoSwitch(
-        f"UFW drops 31695 on {DEMO_UFW_NODE}",
-        f"{DEMO_UFW_NODE} now drops the ingress NodePort 31695: the Load Balancer's health check to it times "
-        "out and the target turns unhealthy; the other workers keep serving.",
+        f"Stop {DEMO_UFW_NODE}'s ingress (UFW drops NodePort 31695)",
+        f"{DEMO_UFW_NODE}'s ingress no longer answers from outside: UFW there now drops the ingress NodePort "
+        "31695. The Load Balancer's health check to it times out and the target turns unhealthy; the other "
+        "workers keep serving.",
         "ufw-allow",
     ),
     "images-fail": DemoSwitch(
@@ -103,7 +106,7 @@ DEMO_SWITCHES: dict[str, DemoSwitch] = {
     ),
     "overlay-restore": DemoSwitch("Overlay restored", "VXLAN traffic between nodes flows again."),
     "port-free": DemoSwitch(f"Port 8080 freed on {DEMO_PORT_NODE}", f"The stray nginx on {DEMO_PORT_NODE} is gone; the API pod binds 8080 at its next restart."),
-    "ufw-allow": DemoSwitch(f"UFW allows 31695 on {DEMO_UFW_NODE}", f"The ingress NodePort answers on {DEMO_UFW_NODE} again (ufw allow 31695/tcp)."),
+    "ufw-allow": DemoSwitch(f"Start {DEMO_UFW_NODE}'s ingress again (UFW allows 31695)", f"The ingress NodePort answers on {DEMO_UFW_NODE} again (ufw allow 31695/tcp)."),
     "images-restore": DemoSwitch("Image pulls work", "The registry serves the KeyBuzz images again; pods in ImagePullBackOff pull them at their next retry."),
     "worker-start": DemoSwitch(f"{DEMO_STOP_NODE} started", f"{DEMO_STOP_NODE}'s kubelet posts status again; the node returns to Ready."),
 }
@@ -141,6 +144,81 @@ def apply_demo_switch(sb: Any, action: str, config: Config | None = None) -> Dem
     return switch
 
 
+def demo_active_breaks(sb: Any, config: Config | None = None) -> frozenset[str]:
+    """Blocking (a thread): the breaking switches whose break is in the sandbox world now, read
+    from the world itself (so a scenario that starts broken, e.g. vxlan-blocked or
+    lb-target-unhealthy, shows its break as active too)."""
+    if config is None:
+        from .config import Config
+
+        config = Config()
+    port = config.ingress.http_node_port
+
+    def read() -> frozenset[str]:
+        dp, cluster = sb.dataplane, sb.cluster
+        out: set[str] = set()
+        if not dp.overlay_ok:
+            out.add("overlay-block")
+        held = dp.ports.get(DEMO_PORT_NODE, 8080)
+        if held is not None and held.holder.owner.startswith("host process"):
+            out.add("port-take")
+        if port in dp.denied.get(DEMO_UFW_NODE, set()):
+            out.add("ufw-drop")
+        if list(cluster.kubelet.missing_images):
+            out.add("images-fail")
+        if DEMO_STOP_NODE in cluster.manager.controllers["node-lifecycle"].not_ready:
+            out.add("worker-stop")
+        return frozenset(out)
+
+    return sb.call(read)  # type: ignore[no-any-return]
+
+
+def demo_switch_entries(active: Iterable[str] | None) -> list[tuple[str, str, str]]:
+    """The switcher's entries, one per break, marked: (switch id, label, what it does). An
+    active break is offered as its repair ("● active · …"), an inactive one as the break; the
+    palette and the board's switcher show the same list."""
+    on = frozenset(active or ())
+    out: list[tuple[str, str, str]] = []
+    for action, switch in DEMO_SWITCHES.items():
+        if not switch.breaking:
+            continue
+        if action in on:
+            repair = DEMO_SWITCHES[switch.restores]
+            out.append((switch.restores, f"● active: {switch.title} · choose to repair ({repair.title})", repair.explain))
+        else:
+            out.append((action, f"○ {switch.title}", switch.explain))
+    return out
+
+
+def _keybuzz_topology(sb: Any, config: Config) -> str:
+    """Blocking: hostnetwork (our DaemonSets), classic (our Deployments) or "" (not installed)."""
+    from kubernetes import client
+
+    names = {a.name for a in config.apps}
+    api = client.AppsV1Api(sb.kube_client())
+    try:
+        ds = api.list_namespaced_daemon_set(config.namespace, _request_timeout=10).items
+        if any(d.metadata.name in names for d in ds):
+            return "hostnetwork"
+        deps = api.list_namespaced_deployment(config.namespace, _request_timeout=10).items
+        return "classic" if any(d.metadata.name in names for d in deps) else ""
+    finally:
+        api.api_client.close()
+
+
+def overlay_blocked_on_hostnetwork(doctor_link: bool) -> str:
+    """The notification for "block the overlay" while the apps run in the hostNetwork topology:
+    the board staying green is the point, and the Doctor is where the overlay's verdict is."""
+    from textual.markup import escape
+
+    text = escape(
+        "Overlay blocked (UDP 8472 dropped between nodes). The board stays green on purpose: KeyBuzz runs in the "
+        "hostNetwork topology, which does not use the overlay (the LB and ingress reach the apps on the nodes' own IPs). "
+        "The Doctor tests the overlay itself with probe pods and shows its verdict: press d on the board, or ctrl+p → Doctor."
+    )
+    return text + ("\n[@click=app.doctor]▶ Open the Doctor[/]" if doctor_link else "")
+
+
 def _restart_pod(sb: Any, app: str, node: str, namespace: str) -> None:
     """Delete the app's pod on `node` (its DaemonSet recreates it, which pulls the image and binds
     the port again). Nothing to do when KeyBuzz is not installed yet."""
@@ -158,7 +236,8 @@ def _restart_pod(sb: Any, app: str, node: str, namespace: str) -> None:
 
 def run_demo_switch(app: App[Any], sb: Any, action: str, config: Config | None = None) -> bool:
     """Blocking (a thread worker's body): apply the switch, then notify what the operator should
-    expect (a warning for a breaking switch). Used by the wizard and by the board alone."""
+    expect (a warning for a breaking switch), and tell the app which breaks are active now
+    (`app.demo_active`). Used by the wizard and by the board alone."""
     switch = DEMO_SWITCHES.get(action)
     title = switch.title if switch is not None else action
     try:
@@ -167,8 +246,28 @@ def run_demo_switch(app: App[Any], sb: Any, action: str, config: Config | None =
         app.notify(f"{title}: failed: {safe_error(e)}", title="Demo", severity="error", markup=False)
         return False
     assert switch is not None
-    app.notify(switch.explain, title=f"Demo: {title}", severity="warning" if switch.breaking else "information", timeout=10, markup=False)
+    cfg = config if config is not None else getattr(app, "config", None)
+    topology = ""
+    if action == "overlay-block" and cfg is not None:
+        with contextlib.suppress(Exception):
+            topology = _keybuzz_topology(sb, cfg)
+    if topology == "hostnetwork":
+        link = callable(getattr(app, "action_doctor", None))
+        app.notify(overlay_blocked_on_hostnetwork(link), title=f"Demo: {title}", severity="warning", timeout=20, markup=True)
+    else:
+        app.notify(switch.explain, title=f"Demo: {title}", severity="warning" if switch.breaking else "information", timeout=10, markup=False)
+    refresh_demo_active(app, sb, cfg)
     return True
+
+
+def refresh_demo_active(app: App[Any], sb: Any, config: Config | None = None) -> None:
+    """Blocking (a thread): read which breaks are active and hand them to the app's UI thread."""
+    try:
+        active = demo_active_breaks(sb, config)
+    except Exception:
+        return
+    with contextlib.suppress(Exception):
+        app.call_from_thread(setattr, app, "demo_active", active)
 
 
 # --- messages from the world worker ------------------------------------------------------------
@@ -225,6 +324,8 @@ class KeybuzzApp(App[int]):
     detected: var[Any] = var(None)
     """keybuzz_tui.engine.platform.Detected once detection returned."""
     current_step: var[str] = var("welcome")
+    demo_active: var[frozenset[str]] = var(frozenset())
+    """Demo: the breaking switches whose break is in the sandbox world now (read from it)."""
 
     def __init__(
         self,
@@ -319,6 +420,7 @@ class KeybuzzApp(App[int]):
         self._generation += 1
         self.world = "connecting"
         self.detected = None
+        self.demo_active = frozenset()
         self.world_error = ""
         self._reset_learned()
         self._connect(self._generation, self.scenario)
@@ -375,7 +477,11 @@ class KeybuzzApp(App[int]):
             backend = self._credential_backend if self._credential_backend is not None else cr.SandboxKeyring()
             store = cr.CredentialStore(self.config.profile, backend=backend, env={}, allow_env=False)
             return store, "", "demo: secrets go to a keyring that lives inside the sandbox, in memory"
-        kw: dict[str, Any] = {}
+        from .journal import Journal
+        from .paths import journal_path
+
+        # credential changes made in the wizard are journaled like the CLI's (never a value)
+        kw: dict[str, Any] = {"journal": Journal(journal_path(self.config.profile))}
         if self._credential_backend is not None:
             kw["backend"] = self._credential_backend
         if self._credential_env is not None:
@@ -401,6 +507,12 @@ class KeybuzzApp(App[int]):
         self.keyring_description = msg.keyring_description
         self.world = "ready"
         self.refresh_detect()
+        if self.sandbox is not None:
+            self._read_demo_active(self.sandbox)
+
+    @work(thread=True, exit_on_error=False, group="demo-state", description="read the demo world's breaks")
+    def _read_demo_active(self, sb: Any) -> None:
+        refresh_demo_active(self, sb, self.config)
 
     @on(WorldFailed)
     def _world_failed(self, msg: WorldFailed) -> None:
@@ -578,6 +690,18 @@ class KeybuzzApp(App[int]):
     def _index(self) -> int:
         return STEP_IDS.index(self.current_step) if self.current_step in STEP_IDS else 0
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No ^b Back on the first step, no ^n Next on the last one: the footer shows only moves
+        that go somewhere."""
+        if action == "prev_step" and self.current_step == STEP_IDS[0]:
+            return False
+        if action == "next_step" and self.current_step == STEP_IDS[-1]:
+            return False
+        return True
+
+    def watch_current_step(self, step: str) -> None:
+        self.refresh_bindings()
+
     def action_next_step(self) -> None:
         i = self._index()
         if i + 1 < len(STEP_IDS):
@@ -623,9 +747,11 @@ class KeybuzzApp(App[int]):
         yield SystemCommand("Show journal path", "Where every applied change is recorded", self.action_show_journal)
         yield SystemCommand("Save answers", "Write the answers to keybuzz.yaml now (never secrets)", self.action_save_answers)
         if self.demo:
-            for action, switch in DEMO_SWITCHES.items():
-                help_text = "Break the sandbox world on purpose" if switch.breaking else "Repair the sandbox world"
-                yield SystemCommand(f"Demo: {switch.title}", help_text, lambda a=action: self.demo_switch(a))
+            # one entry per break, marked: ○ not active (choose: break it), ● active (choose: repair it)
+            for action, label, explain in demo_switch_entries(self.demo_active):
+                breaking = DEMO_SWITCHES[action].breaking
+                help_text = f"Break the sandbox world on purpose: {explain}" if breaking else f"Active now; repair it: {explain}"
+                yield SystemCommand(f"Demo: {label}", help_text, lambda a=action: self.demo_switch(a))
         yield from super().get_system_commands(screen)
 
     # --- issue 6: the Doctor and Recovery screens ---

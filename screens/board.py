@@ -9,10 +9,14 @@
 - in demo mode, the scenario switcher (`s`) breaks the world on purpose and repairs it.
 
 The board stays open and keeps updating from the engine's continuous validation (watches for
-what lives in Kubernetes, an interval for network probes) running in one thread worker; engine
-events arrive as messages and only the cells whose value changed are updated, inside
-`app.batch_update()`. The header says how old the last refresh is and how many Kubernetes API
-requests a refresh cost.
+what lives in Kubernetes, an interval for network probes, a fast lane of port probes that turns a
+network change within a second, provisionally) running in one thread worker. The first run's
+verdicts arrive as engine events; from then on each refresh's report is applied whole, checks and
+matrix in one `app.batch_update()` (the engine publishes them together, from the same
+observations, so the two never disagree on screen), and only the cells whose value changed are
+updated. The header says how old the last refresh is, how many Kubernetes API requests a refresh
+cost and (wide) the fast lane's probes. `f` sends a failure where it can be repaired
+(engine/checks_fix): a wizard step, the Doctor, or the commands to run on a node.
 
 `BoardApp` opens the board alone (what `keybuzz-tui validate --board` needs when it does not go
 through the wizard shell).
@@ -68,7 +72,10 @@ HOP_ALIASES = {"loadbalancer": "lb", "load balancer": "lb", "load_balancer": "lb
 FIRST_LABEL = ("✗ BREAK", "✗ breaks here")  # (80 columns, a large terminal)
 UNREACHED_LABEL = ("· —", "· not reached")
 RANK = {"fail": 4, "warn": 3, "pending": 2, "running": 2, "skip": 1, "ok": 0, "info": 0}
-LAYER_STEP = {"kubernetes": "rollout", "node": "rollout", "ingress": "rollout", "loadbalancer": "lb", "dns": "dns", "https": "lb"}
+# the check that judges the observation behind each hop (for `f` on a matrix cell)
+HOP_CHECK = {"dns": "dns.resolver", "lb": "lb.targets-healthy", "nodeport": "node.nodeport", "ingress": "ingress.routing",
+             "service": "ingress.routing", "pod": "node.hostport"}
+PLACE_TITLES = {"review": "Review", "rollout": "Rollout", "ports": "Ports", "lb": "Load balancer", "dns": "DNS", "credentials": "Credentials"}
 
 
 def layer_of(name: str) -> str:
@@ -107,22 +114,30 @@ watches, network probes (NodePorts, ingress, the LB, DNS, HTTPS) are repeated on
 - **Checks**, grouped by layer: `✓ ok`, `! warn`, `✗ fail`, `– skipped` (a check whose
   prerequisite failed says which). Select one (arrows, Enter) to read its detail and what to do.
 - **Request path per worker**: DNS → LB → NodePort 31695 → ingress → Service → pod, traced from
-  each worker. The first broken hop on a worker is highlighted `✗`; the hops after it are greyed
-  `·` (not reached). Move the cursor onto a cell to read that hop's evidence.
-- The header says how old the last refresh is and how many Kubernetes API requests it cost.
+  each worker from the checks' own observations (the matrix and the checks always agree). The
+  first broken hop on a worker is highlighted `✗`; the hops after it are greyed `·` (not
+  reached). An LB cell `! warn` before a broken NodePort: the LB took that worker out of rotation,
+  as it should; the NodePort is the cause. Move the cursor onto a cell to read its evidence.
+- A fast lane re-probes the workers' ports a few times a second (no API request): a port that
+  stops (or starts) answering shows within a second, marked "confirming…" until the full check
+  has confirmed it.
+- The header says how old the last refresh is, how many Kubernetes API requests a refresh costs
+  and (on a wide terminal) the fast lane's probes.
 
-Keys: `e` export the report (Markdown and JSON), `r` refresh now, `f` go to the wizard step that
-fixes the selected check, `d` open the Doctor (why it fails, and the repair), `s` (demo mode)
-break or repair the sandbox world on purpose, `tab` switch between the checks and the matrix, `esc` back.
+Keys: `e` export the report (Markdown and JSON), `r` refresh now, `f` fix the selected check (or
+hop): the wizard step that repairs it, the Doctor, or the exact commands to run on a node (a host
+firewall is outside the wizard's reach), `d` open the Doctor (why it fails, and the repair), `s`
+(demo mode) break or repair the sandbox world on purpose, `tab` switch between the checks and the
+matrix, `esc` back.
 """
 
     BINDINGS = [
         Binding("enter", "details", "Details", id="board.details", show=False, tooltip="Show the selected check's detail and remediation"),
         Binding("e", "export", "Export", id="board.export", tooltip="Write the report as Markdown and JSON files"),
         Binding("r", "refresh", "Refresh", id="board.refresh", tooltip="Run every check again now"),
-        Binding("f", "fix", "Fix", id="board.fix", tooltip="Go to the wizard step that repairs the selected check"),
+        Binding("f", "fix", "Fix", id="board.fix", tooltip="Repair the selected check: the wizard step, the Doctor, or the commands to run on a node"),
         Binding("d", "doctor", "Doctor", id="board.doctor", tooltip="Open the Doctor: why checks fail, in plain words, and the repair"),
-        Binding("s", "scenarios", "Scenarios", id="board.scenarios", tooltip="Demo: break (or repair) the sandbox world on purpose"),
+        Binding("s", "scenarios", "Demo", id="board.scenarios", tooltip="Demo: break (or repair) the sandbox world on purpose"),
         Binding("escape", "back", "Back", id="board.back", tooltip="Back to the previous step (the board keeps its state)"),
     ]
 
@@ -159,11 +174,13 @@ break or repair the sandbox world on purpose, `tab` switch between the checks an
         clock: Clock | None = None,
         export_dir: Path | None = None,
         workers: list[str] | None = None,
+        fast_interval: float | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.autostart = autostart
         self.interval = interval
+        self.fast_interval = fast_interval  # None: the demo's 0.3 s, a real cluster's 0.5 s; 0: off
         self.http_timeout = http_timeout
         self.clock = clock or time.monotonic
         self.export_dir = export_dir
@@ -174,6 +191,8 @@ break or repair the sandbox world on purpose, `tab` switch between the checks an
         self.requests: int | None = None
         self.rounds = 0
         self.report: Any = None  # the last ValidationReport (what export writes)
+        self.records: dict[str, Any] = {}  # check id -> the last CheckRecord (its evidence: where `f` fixes it)
+        self.fast_lane: dict[str, Any] = {}  # the engine's fast network probes: their budget (header)
         self.state = "idle"  # idle | waiting | live | stopped
         self.error = ""
         self._order: list[str] = []  # check keys in display order (without layer headers)
@@ -330,15 +349,19 @@ break or repair the sandbox world on purpose, `tab` switch between the checks an
         # answer comes in milliseconds, so a short timeout shows a break within a few seconds; a
         # real cluster keeps the engine's own (up to 10 s)
         http_timeout = self.http_timeout if self.http_timeout is not None else (3.0 if demo else None)
-        self._run(self.app.bridge, interval, http_timeout)  # type: ignore[attr-defined]
+        # the fast lane (cheap port probes, no API request) turns the matrix within a second of a
+        # network change; the full refresh it starts confirms it
+        fast = self.fast_interval if self.fast_interval is not None else (0.3 if demo else 0.5)
+        self._run(self.app.bridge, interval, http_timeout, fast)  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="board", description="continuous validation")
-    def _run(self, bridge: Any, interval: float, http_timeout: float | None = None) -> None:
+    def _run(self, bridge: Any, interval: float, http_timeout: float | None = None, fast_interval: float | None = None) -> None:
         try:
             from keybuzz_tui.engine import validate as vmod
 
             with bridge.run(self, name="board") as ctx:
-                vmod.watch(ctx, interval, lambda report: self.post_message(self.Round(report)), http_timeout=http_timeout)
+                vmod.watch(ctx, interval, lambda report: self.post_message(self.Round(report)), http_timeout=http_timeout,
+                           fast_interval=fast_interval or None)
             self.post_message(self.Stopped())
         except Cancelled:
             self.post_message(self.Stopped())
@@ -351,7 +374,10 @@ break or repair the sandbox world on purpose, `tab` switch between the checks an
         rep = msg.report
         self.report = rep
         self.rounds += 1
-        self.requests = int(getattr(rep, "api_requests", 0) or 0)
+        self.records = {r.check: r for r in getattr(rep, "results", [])}
+        if getattr(rep, "trigger", "") != "fast":  # a fast-lane refresh makes no API request: keep the refreshes' cost
+            self.requests = int(getattr(rep, "api_requests", 0) or 0)
+        self.fast_lane = dict(getattr(rep, "fast_lane", {}) or {})
         events: list[ev.Event] = [
             ev.CheckResult(step="validate", check=r.check, layer=r.layer, status=r.status, title=r.title, detail=r.detail, remediation=r.remediation)
             for r in getattr(rep, "results", [])
@@ -392,6 +418,10 @@ break or repair the sandbox world on purpose, `tab` switch between the checks an
     # --- events -> cells -----------------------------------------------------------------------
 
     def on_engine_event(self, message: EngineEvent) -> None:
+        """Verdicts as they come, until the first report; from then on each refresh's report is
+        applied whole (checks and matrix in one batch: they never disagree on screen)."""
+        if self.rounds and isinstance(message.event, (ev.CheckResult, ev.HopResult)):
+            return
         self.apply_events([message.event])
 
     def apply_events(self, events: list[ev.Event]) -> None:
@@ -654,7 +684,7 @@ break or repair the sandbox world on purpose, `tab` switch between the checks an
         if action == "scenarios":
             return bool(getattr(app, "demo", False)) and callable(getattr(app, "demo_switch", None))
         if action == "fix":
-            return callable(getattr(app, "goto", None))
+            return True  # a wizard step, the Doctor or the commands: there is always a place (action_fix says which)
         if action == "export":
             return True if self.checks else None
         return True
@@ -668,19 +698,78 @@ break or repair the sandbox world on purpose, `tab` switch between the checks an
 
         open_doctor(self.app)
 
+    def fix_target(self) -> Any:
+        """Where `f` repairs: the selected check, or the selected matrix cell's check on that
+        worker (its first broken hop when the cell itself is fine), else the first failing check
+        on the board; None when everything passes. A checks_fix.Fix."""
+        from keybuzz_tui.engine.checks_base import CheckRecord
+        from keybuzz_tui.engine.checks_fix import fix_for
+
+        def record(cid: str) -> Any:
+            rec = self.records.get(cid)
+            if rec is not None:
+                return rec
+            c = next((c for c in self.checks.values() if c.check == cid), None)
+            return CheckRecord(c.check, c.layer, c.title, c.status, c.detail, c.remediation) if c is not None else None  # type: ignore[arg-type]
+
+        config = getattr(self.app, "config", None)
+        sel = self._selected
+        if sel is not None and sel[0] == "check" and sel[1] in self.checks:
+            rec = record(self.checks[sel[1]].check)
+            if rec is not None and rec.status not in ("ok", "skip"):
+                return fix_for(rec, config=config)
+        if sel is not None and sel[0] == "hop":
+            node, _, hop = sel[1].partition("|")
+            cell = self.hops.get((node, hop))
+            if cell is None or cell.status in ("ok", "skip", "pending"):
+                hop = self.first_broken(node) or hop
+            rec = record(HOP_CHECK.get(hop, ""))
+            if rec is not None and rec.status not in ("ok", "skip"):
+                return fix_for(rec, node=node, config=config)
+        table = self.query_one("#board-checks", DataTable)
+        order = [str(r.value) for r in table.rows if str(r.value) in self.checks]
+        for status in ("fail", "warn"):
+            for key in order:
+                if self.checks[key].status == status:
+                    rec = record(self.checks[key].check)
+                    if rec is not None:
+                        return fix_for(rec, config=config)
+        return None
+
     def action_fix(self) -> None:
-        goto = getattr(self.app, "goto", None)
-        if not callable(goto):
+        """Repair the selected check where it can be repaired (engine/checks_fix decides from the
+        check's evidence): the wizard step that can (Kubernetes objects: Review; pods: Rollout; a
+        port held on a node: Ports; the LB; DNS), the Doctor (a NotReady node, the overlay,
+        ingress-nginx, the Hetzner network), or the exact commands to run on a node (UFW)."""
+        fix = self.fix_target()
+        if fix is None:
+            self.notify("Nothing to fix: every check passes.", title="Fix")
             return
-        layer = None
-        if self._selected and self._selected[0] == "check" and self._selected[1] in self.checks:
-            layer = layer_of(self.checks[self._selected[1]].layer)
-        else:
-            bad = [c for c in self.checks.values() if c.status == "fail"]
-            layer = layer_of(bad[0].layer) if bad else None
-        step = LAYER_STEP.get(layer or "", "rollout")
-        self.notify(f"Opening the {step} step: fix it there, then come back (the board keeps running).", title="Fix")
-        goto(step)
+        app: Any = self.app
+        if fix.place == "commands":
+
+            def chosen(answer: str | None) -> None:
+                if answer == "doctor":
+                    self.action_doctor()
+
+            app.push_screen(FixCommands(fix, self._title_of(fix.check)), chosen)
+            return
+        if fix.place == "doctor":
+            self.notify(f"Opening the Doctor: {fix.why}.", title="Fix", markup=False)
+            self.action_doctor()
+            return
+        title = PLACE_TITLES.get(fix.place, fix.place)
+        goto = getattr(app, "goto", None)
+        if not callable(goto):
+            self.notify(f"{fix.why}: the wizard's {title} step does it (run `keybuzz-tui`); `d` opens the Doctor here.",
+                        title="Fix", severity="warning", markup=False)
+            return
+        self.notify(f"Opening the {title} step: {fix.why}. The board keeps running.", title="Fix", markup=False)
+        goto(fix.place)
+
+    def _title_of(self, check: str) -> str:
+        c = next((c for c in self.checks.values() if c.check == check), None)
+        return (c.title or c.check) if c is not None else check
 
     def action_scenarios(self) -> None:
         app: Any = self.app
@@ -692,7 +781,7 @@ break or repair the sandbox world on purpose, `tab` switch between the checks an
             if action:
                 app.demo_switch(action)
 
-        app.push_screen(ScenarioSwitcher(), chosen)
+        app.push_screen(ScenarioSwitcher(getattr(app, "demo_active", frozenset())), chosen)
 
     def action_export(self) -> None:
         if not self.checks:
@@ -753,6 +842,9 @@ break or repair the sandbox world on purpose, `tab` switch between the checks an
             head.append(f" · updated {ago(self.clock() - self.last_update)}", style="")
         if self.requests is not None:
             head.append(f" · {self.requests} API req/refresh", style="")
+        fast = self.fast_lane
+        if fast.get("targets") and self._wide_labels:
+            head.append(f" · fast lane: {fast['targets']} probes/{fast.get('interval', 0):g}s, {fast.get('api_requests', 0)} API req", style="")
         if self.state == "live":
             head.append(" · live", style=Tones.of(self.app)["ok"])
         elif self.state == "stopped":
@@ -781,9 +873,10 @@ class ScenarioSwitcher(ModalScreen[str | None]):
     HELP = """\
 **Break the demo world on purpose**, then watch the board find it and read its diagnosis.
 
-- The **✗** entries break something production has seen (a blocked overlay, a taken port, a
-  firewall drop on one worker, a failing registry, a stopped worker); each says what to expect.
-- The **✓** entries repair them.
+- **○** entries break something production has seen (a blocked overlay, a taken port, a
+  firewall drop on one worker's ingress, a failing registry, a stopped worker); each says what to
+  expect.
+- **●** marks a break that is active now: choosing it repairs it.
 - **↑ ↓** to choose, **Enter** applies, **Esc** closes without changing anything.
 
 Everything happens inside the sandbox world of `keybuzz-tui --demo`; nothing leaves this machine.
@@ -793,17 +886,16 @@ Everything happens inside the sandbox world of `keybuzz-tui --demo`; nothing lea
         Binding("f1", "app.help", "Help", tooltip="What the switches do"),
     ]
 
-    def compose(self) -> ComposeResult:
-        from keybuzz_tui.app import DEMO_SWITCHES
+    def __init__(self, active: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.active = active
 
-        opts: list[Option | None] = []
-        breaking = [(k, d) for k, d in DEMO_SWITCHES.items() if d.breaking]
-        repairing = [(k, d) for k, d in DEMO_SWITCHES.items() if not d.breaking]
-        for k, d in breaking:
-            opts.append(Option(Text(f"✗ {d.title}"), id=k))
-        opts.append(None)
-        for k, d in repairing:
-            opts.append(Option(Text(f"✓ {d.title}"), id=k))
+    def compose(self) -> ComposeResult:
+        from keybuzz_tui.app import demo_switch_entries
+
+        # the same list as the command palette's: one entry per break, an active one offered as its repair
+        self.entries = {action: explain for action, _, explain in demo_switch_entries(self.active)}
+        opts = [Option(Text(label), id=action) for action, label, _ in demo_switch_entries(self.active)]
         with Vertical():
             yield Label("Demo: break the world on purpose, then watch the board (Enter applies, Esc closes)", id="switch-title")
             yield OptionList(*opts, id="switch-list")
@@ -814,10 +906,7 @@ Everything happens inside the sandbox world of `keybuzz-tui --demo`; nothing lea
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        from keybuzz_tui.app import DEMO_SWITCHES
-
-        d = DEMO_SWITCHES.get(event.option.id or "")
-        self.query_one("#switch-what", Static).update(Text(d.explain if d else ""))
+        self.query_one("#switch-what", Static).update(Text(self.entries.get(event.option.id or "", "")))
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
@@ -825,6 +914,73 @@ Everything happens inside the sandbox world of `keybuzz-tui --demo`; nothing lea
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+
+# --- `f` on a fault outside the wizard's reach -----------------------------------------------------
+
+
+class FixCommands(ModalScreen[str | None]):
+    """What to run, and where, for a fault no wizard step can repair (a node's own firewall):
+    the exact commands; `d` opens the Doctor instead."""
+
+    DEFAULT_CSS = """
+    FixCommands { align: center middle; }
+    FixCommands > Vertical { width: 90%; max-width: 100; height: auto; max-height: 90%; border: thick $warning; background: $surface; padding: 0 1; }
+    FixCommands #fixcmd-title { text-style: bold; padding-bottom: 1; }
+    FixCommands VerticalScroll { height: auto; max-height: 70vh; }
+    FixCommands Markdown { margin: 0; padding: 0; }
+    FixCommands Horizontal { height: 1; align-horizontal: right; }
+    FixCommands Button { margin-left: 2; }
+    """
+    HELP_TITLE = "Fix: commands to run on a node"
+    HELP = """\
+**This fault is outside keybuzz-tui's reach**: no wizard step can change a node's own firewall.
+
+- The commands say what to run, and on which node (ssh to it, as root).
+- The board keeps running underneath: once the port answers, the fast lane shows it within a
+  second and the full check confirms it.
+- **d** opens the Doctor (the ranked causes, the Hetzner firewall), **Esc** closes.
+"""
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="fixcmd.close", tooltip="Back to the board"),
+        Binding("d", "doctor", "Doctor", id="fixcmd.doctor", tooltip="Open the Doctor instead"),
+        Binding("f1", "app.help", "Help", show=False, tooltip="What this is"),
+    ]
+
+    def __init__(self, fix: Any, title: str) -> None:
+        super().__init__()
+        self.fix = fix
+        self.check_title = title
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import Horizontal, VerticalScroll
+        from textual.widgets import Button, Markdown
+
+        fix = self.fix
+        where = ", ".join(fix.nodes) if fix.nodes else "the node"
+        body = [REDACTOR.redact(fix.why[:1].upper() + fix.why[1:]) + ".", "", f"**Run on {where}** (ssh, as root):", "", "```sh",
+                *(REDACTOR.redact(c) for c in fix.commands), "```", "",
+                "The server's Hetzner firewall must let the port in too: the Doctor (`d`) checks it. The board keeps running "
+                "and shows the port answering within a second."]
+        with Vertical():
+            yield Label(f"Fix: {self.check_title}", id="fixcmd-title", markup=False)
+            with VerticalScroll():
+                yield Markdown("\n".join(body), id="fixcmd-body")
+            with Horizontal():
+                yield Button("Open the Doctor (d)", id="fixcmd-doctor", variant="default", compact=True)
+                yield Button("Close (Esc)", id="fixcmd-close", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#fixcmd-close").focus()
+
+    def on_button_pressed(self, event: Any) -> None:
+        self.dismiss("doctor" if event.button.id == "fixcmd-doctor" else None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_doctor(self) -> None:
+        self.dismiss("doctor")
 
 
 # --- the board alone --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ Only screens import this module; the engine never does.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,12 +159,20 @@ def step_next(screen: Screen[Any], result: Any = None) -> None:
 
 
 def step_back(screen: Screen[Any]) -> None:
+    """Go back one step: the wizard's own `step_back(screen)` / `action_prev_step()`, else (a
+    screen hosted alone, pushed over another) close this screen.
+
+    Never Textual's `App.action_back`: it is a coroutine (pop the screen), so calling it without
+    awaiting does nothing at all (the Esc-does-nothing bug of the wizard's engine steps)."""
     app: Any = screen.app
-    for name in ("action_back_step", "action_back", "back_step"):
-        fn = getattr(app, name, None)
-        if callable(fn):
-            fn()
-            return
+    fn = getattr(app, "step_back", None)
+    if callable(fn) and not inspect.iscoroutinefunction(fn):
+        fn(screen)
+        return
+    fn = getattr(app, "action_prev_step", None)
+    if callable(fn) and not inspect.iscoroutinefunction(fn):
+        fn()
+        return
     if len(app.screen_stack) > 2 and app.screen is screen:
         app.pop_screen()
 
@@ -181,6 +190,8 @@ class StepHost(App[None]):
         Binding("ctrl+q", "quit", "Quit", id="host.quit", priority=True, tooltip="Leave (running work is cancelled at its next safe point)"),
     ]
     done_steps: reactive[frozenset[str]] = reactive(frozenset())
+    demo_active: reactive[frozenset[str]] = reactive(frozenset())
+    """Demo: the breaking switches whose break is in the sandbox world now."""
 
     def __init__(
         self,
@@ -206,6 +217,14 @@ class StepHost(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self._make_screen())
+        if self.sandbox is not None:
+            self._read_demo_active(self.sandbox)
+
+    @work(thread=True, exit_on_error=False, group="demo-state", description="read the demo world's breaks")
+    def _read_demo_active(self, sb: Sandbox) -> None:
+        from keybuzz_tui.app import refresh_demo_active
+
+        refresh_demo_active(self, sb, self.config)
 
     def action_help(self) -> None:
         from keybuzz_tui.screens.widgets import HelpScreen, bindings_of

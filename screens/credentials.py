@@ -103,10 +103,16 @@ class CredentialsScreen(StepScreen):
   the bottom. Environment variables (HCLOUD_TOKEN, KEYBUZZ_SECRET_<APP>_<KEY>) win over the
   keyring and are the explicit choice for automation; keybuzz-tui never writes a plaintext file.
 - No keyring? The bottom panel says why and how to get one (or to use environment variables).
+- Demo mode (`keybuzz-tui --demo`): the keyring is the sandbox's own (in memory, gone on exit),
+  never your OS keyring.
+
+Keys: `ctrl+s` save to the keyring, `ctrl+t` check the token now, `ctrl+g` generate every empty
+secret (not stored until you save), `tab` moves between the fields.
 """
     BINDINGS: ClassVar[list[Any]] = [
         Binding("ctrl+s", "save", "Save", id="credentials.save", tooltip="Store the entered and generated secrets in the keyring (nothing is stored before)"),
-        Binding("ctrl+t", "check_token", "Check token", id="credentials.check", tooltip="Check the Hetzner token against the API now"),
+        # the token is checked as it is typed: ^t (in F1's list) is the manual re-check, not footer-worthy at 80 columns
+        Binding("ctrl+t", "check_token", "Check token", id="credentials.check", show=False, tooltip="Check the Hetzner token against the API now"),
         Binding("ctrl+g", "generate_all", "Generate all", id="credentials.generate", tooltip="Generate every empty secret that may be generated (not stored until Save)"),
     ]
 

@@ -2,9 +2,10 @@
 
 What the operator sees (keybuzz_tui.engine.doctor does the work):
 
-- the diagnosis on top: the ranked causes in plain words ("Cause: … Fix: …"), the evidence lines
-  each rests on, and one action per cause: *Repair…* opens the Recovery screen preloaded with the
-  cause's repair steps, *Credentials* goes to the Credentials step, *What to do* shows the fix;
+- the diagnosis on top: the ranked causes, each with its fix first and in full (the cause's
+  remediation), then one action: *Repair…* opens the Recovery screen preloaded with the cause's
+  repair steps, *Credentials* goes to the Credentials step, *What to do* shows the fix; then the
+  command that re-checks it, the cause in plain words and the evidence lines it rests on;
 - every named check, grouped by layer (Kubernetes, the overlay, Hetzner, DNS, the platform), drawn
   from `doctor.catalogue` before the run and filled in live from the engine's CheckResult events;
 - the selected check's detail pane: what it measured, verbatim (the probe pod's command and
@@ -156,6 +157,25 @@ def evidence_lines(evidence: dict[str, Any] | None) -> list[str]:
 # --- the diagnosis --------------------------------------------------------------------------------
 
 
+def cause_only(c: Any) -> str:
+    """The cause's explanation without its "Fix: …" tail when the fix is shown on its own line."""
+    text = str(c.explanation or "")
+    if c.fix and " Fix: " in text:
+        text = text.split(" Fix: ", 1)[0]
+    return text
+
+
+def then_line(c: Any) -> str:
+    """The command after the fix: the doctor's re-check ("then re-check: …"), or a command the
+    fix does not already name ("then run: …")."""
+    cmd = str(c.next_command or "").strip()
+    if not cmd:
+        return ""
+    if cmd.startswith("keybuzz-tui doctor"):
+        return f"then re-check: {cmd}"
+    return "" if cmd in str(c.fix or "") else f"then run: {cmd}"
+
+
 class CauseView(Vertical):
     """One ranked cause: title and explanation, its action, the evidence lines it rests on."""
 
@@ -172,12 +192,20 @@ class CauseView(Vertical):
         head.append(f"{self.index + 1}. {'✗' if tone == 'fail' else '!' if tone == 'warn' else '·'} {c.severity}", style=tones.get(tone, Style()))
         head.append(f"  {REDACTOR.redact(c.title)}", style="bold")
         yield Static(head, classes="cause-text")
+        # the fix first, in full and prominent; then the action; the re-check command second
+        fix = REDACTOR.redact(c.fix or "")
+        if fix:
+            line = Text()
+            line.append("Fix: ", style=tones.get("warn", Style()) + Style(bold=True))
+            line.append(fix, style="bold")
+            yield Static(line, classes="cause-fix")
         with Horizontal(classes="cause-actions"):
             variant = "warning" if c.action == "repair" else "primary" if c.action == "credentials" else "default"
             yield Button(ACTION_LABEL.get(c.action, "What to do"), id=f"cause-{self.index}", classes="cause-action", variant=variant, compact=True)
-            if c.next_command:
-                yield Static(Text(f"  next: {c.next_command}", style="dim", no_wrap=True, overflow="ellipsis"), classes="cause-next")
-        yield Static(Text(REDACTOR.redact(c.explanation)), classes="cause-text")
+            then = then_line(c)
+            if then:
+                yield Static(Text(f"  {then}", style="dim", no_wrap=True, overflow="ellipsis"), classes="cause-next")
+        yield Static(Text(REDACTOR.redact(cause_only(c))), classes="cause-text")
         lines = [REDACTOR.redact(e) for e in (c.evidence or []) if e]
         if lines:
             # the first line (the plain-words summary) in full, the others one line each: the
@@ -206,9 +234,11 @@ class FixModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         c = self.cause
-        body = [REDACTOR.redact(c.explanation), "", f"**What to do:** {REDACTOR.redact(c.fix)}"]
+        body = [f"**What to do:** {REDACTOR.redact(c.fix)}"] if c.fix else []
         if c.next_command:
-            body += ["", f"**Then check:** `{c.next_command}`"]
+            then = "Then re-check" if c.next_command.startswith("keybuzz-tui doctor") else "Then run"
+            body += ["", f"**{then}:** `{c.next_command}`"]
+        body += ["", f"**Why:** {REDACTOR.redact(cause_only(c))}"]
         lines = [e for e in c.evidence or [] if e]
         if lines:
             body += ["", "**Evidence:**", "", "```", *(REDACTOR.redact(e) for e in lines), "```"]
@@ -241,10 +271,12 @@ class DoctorScreen(StepScreen):
 The doctor runs named checks across five layers and says **why** the platform is down, in plain
 words, with the evidence and what to do.
 
-- **Diagnosis** (top): the causes, most serious first. Each says *Cause: … Fix: …*, lists the
-  evidence lines it rests on (verbatim), and has one action: **Repair…** opens the Recovery screen
-  with the repair steps of that cause; **Credentials** goes to the Credentials step; **What to do**
-  shows the fix to apply by hand. `a` acts on the first cause; `tab` reaches the others.
+- **Diagnosis** (top): the causes, most serious first. Each starts with its **Fix** (what to do),
+  then one action: **Repair…** opens the Recovery screen with the repair steps of that cause;
+  **Credentials** goes to the Credentials step; **What to do** shows the fix to apply by hand.
+  Beside it, the command that re-checks the cause once it is fixed (*then re-check: …*); below,
+  the cause in plain words and the evidence lines it rests on (verbatim). `a` acts on the first
+  cause; `tab` reaches the others.
 - **Checks** by layer: Kubernetes (API, permissions, nodes, NodePort range, collisions), the
   overlay (Flannel backend; pod-to-pod, ClusterIP and CoreDNS tested from short-lived probe pods
   on two workers), Hetzner (token, Load Balancer, firewall, quotas), DNS, the platform
@@ -254,7 +286,7 @@ words, with the evidence and what to do.
   tests are then not run).
 - `r` runs the doctor again; `c` (or esc while it runs) cancels it: the doctor deletes its probe
   pods before it stops, nothing is left behind. `e` exports the report (Markdown and JSON, no
-  secrets). esc goes back.
+  secrets). `esc` goes back.
 """
     BINDINGS: ClassVar[list[Any]] = [
         Binding("r", "run", "Run", id="doctor.run", tooltip="Run the doctor (again) with the skip set and the probe setting shown"),

@@ -1,9 +1,14 @@
 """Step 3, Ports: every port the install needs, who already holds it, and a free alternative.
 
 One scan (a handful of LISTs, engine/ports.py) builds the inventory; every edit is re-checked
-against that inventory at once, with no API call (`ports.check` is pure). `r` rescans; `p` runs
-the optional node probe (short-lived hostNetwork pods, after a warning) that finds host
-processes Kubernetes cannot see. Accepted edits change the answers (keybuzz.yaml on save).
+against that inventory, with no API call (`ports.check` is pure). `r` rescans; `p` runs the
+optional node probe (short-lived hostNetwork pods, after a warning) that finds host processes
+Kubernetes cannot see. Accepted edits change the answers (keybuzz.yaml on save).
+
+Editing re-checks as you type: each change of the port field restarts a short timer (DEBOUNCE);
+when it fires, the value is judged in a thread worker (the config checks and `ports.check`), so
+typing never waits for it. One judgement at a time: a change that arrives while one is running
+is judged when it returns (only the latest value). Enter (or the Re-check button) judges at once.
 """
 
 from __future__ import annotations
@@ -92,10 +97,14 @@ class PortsScreen(StepScreen):
   the ingress-nginx Service.
 - **LB listen**: the Hetzner Load Balancer's listen ports (80/443).
 
-Select a row (↑↓, Enter) to read who holds the port and what to do; type a new port and press
-Enter: it is re-checked at once against the last scan (no new API call). Invalid values are
-refused with the reason. *r* rescans the cluster; *p* runs the optional probe, which starts one
-short-lived hostNetwork pod per worker (labelled, removed afterwards) to see what really listens.
+Select a row (↑↓) to read who holds the port and what to do; Enter (or *e*) edits it. Type a new
+port: it is re-checked as you type against the last scan (no new API call), the row and the
+summary follow; Enter re-checks at once. Invalid values are refused with the reason as you type.
+*r* rescans the cluster; *p* runs the optional probe, which starts one short-lived hostNetwork pod
+per worker (labelled, removed afterwards) to see what really listens.
+
+Keys: ↑↓ select a row, Enter / *e* edit its port, *r* rescan, *p* probe the workers, *tab* moves
+between the table and the port field.
 """
     BINDINGS: ClassVar[list[Any]] = [
         Binding("r", "rescan", "Rescan", id="ports.rescan", tooltip="Scan the cluster again (a handful of API calls)"),
@@ -118,6 +127,11 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
         self._selected: str | None = None  # the field of the selected row
         self._cells: dict[str, dict[str, str]] = {}
         self.scanning = False
+        # live re-check while typing: the debounce timer, the judgement in flight, the latest value
+        self._debounce: Any = None
+        self._judging: Any = None  # the judgement's worker while it runs
+        self._pending: tuple[str, str] | None = None  # (field, raw) typed while a judgement ran
+        self.judged = 0  # judgements run (for tests: typing fast runs few of them)
 
     def compose_body(self) -> ComposeResult:
         yield Static(Text("scanning the cluster's ports…", style="italic"), id="ports-summary")
@@ -237,14 +251,16 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
             if selected:
                 self._select(selected)
 
-    def recheck(self) -> list[str]:
-        """Judge the current answers against the last scan (no API call); update changed cells
-        only. Returns the fields whose row changed."""
+    def recheck(self, new: list[Any] | None = None) -> list[str]:
+        """Judge the current answers against the last scan (no API call), or show `new` (the
+        checks a worker computed for them); update changed cells only. Returns the fields whose
+        row changed. The port field keeps what the operator typed."""
         from keybuzz_tui.engine import ports
 
         if self.inventory is None:
             return []
-        new = ports.check(self.kb.config, self.inventory)
+        if new is None:
+            new = ports.check(self.kb.config, self.inventory)
         table = self.query_one("#ports-table", DataTable)
         changed: list[str] = []
         with self.app.batch_update():
@@ -264,17 +280,28 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
         self.kb.port_checks = new
         self._summary()
         if self._selected:
-            self._select(self._selected)
+            self._show_detail(self._selected)
         return changed
 
     def check_for(self, field: str) -> Any:
         return next((c for c in self.checks if c.field == field), None)
 
     def _select(self, field: str) -> None:
+        """A row is selected: its detail, and its port (or the suggested one) in the field."""
         self._selected = field
-        c = self.check_for(field)
+        c = self._show_detail(field)
         if c is None:
             return
+        inp = self.query_one("#port-input", Input)
+        with inp.prevent(Input.Changed):  # showing a row's port (or its suggestion) is not an edit
+            inp.value = str(c.suggestions[0]) if c.failed and c.suggestions else str(c.port)
+        self._cancel_live()
+        self.query_one("#edit-error", Static).update("")
+
+    def _show_detail(self, field: str) -> Any:
+        c = self.check_for(field)
+        if c is None:
+            return None
         text = Text()
         text.append(c.title, style="bold")
         if c.remediation and c.failed:
@@ -285,9 +312,7 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
             text.append(f"\n→ {c.remediation}", style="bold")
         text.append(f"\nrule: {c.rule} · keybuzz.yaml: {c.field}", style="dim")
         self.query_one("#port-text", Static).update(text)
-        inp = self.query_one("#port-input", Input)
-        inp.value = str(c.suggestions[0]) if c.failed and c.suggestions else str(c.port)
-        self.query_one("#edit-error", Static).update("")
+        return c
 
     @on(DataTable.RowHighlighted, "#ports-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -308,35 +333,121 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
     @on(Input.Submitted, "#port-input")
     @on(Button.Pressed, "#port-apply")
     def _submit(self) -> None:
+        self._cancel_live()
         self.edit(self.query_one("#port-input", Input).value)
 
-    def edit(self, raw: str) -> bool:
-        """Try a new port for the selected row: refuse it with the reason, or take it and
-        re-check everything against the last scan."""
+    # --- re-check as you type ------------------------------------------------------------------
+
+    DEBOUNCE = 0.25
+    """Seconds of quiet typing before the value is judged."""
+
+    class Judged(Message):
+        """A typed value judged in the worker: `reason` refuses it; else `checks` are the answers
+        with it (judged against the last scan)."""
+
+        def __init__(self, field: str, raw: str, reason: str, checks: list[Any] | None) -> None:
+            super().__init__()
+            self.field, self.raw, self.reason, self.checks = field, raw, reason, checks
+
+    @on(Input.Changed, "#port-input")
+    def _typed(self, event: Input.Changed) -> None:
+        if self._selected is None or self.inventory is None:
+            return
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(self.DEBOUNCE, self._judge_latest, name="ports-debounce")
+
+    def _cancel_live(self) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+            self._debounce = None
+        self._pending = None
+
+    def _judge_latest(self) -> None:
+        """The timer fired: judge what the field holds now (or after the judgement in flight)."""
+        self._debounce = None
         field = self._selected
-        err = self.query_one("#edit-error", Static)
+        if field is None or self.inventory is None:
+            return
+        raw = self.query_one("#port-input", Input).value
+        if self._judging is not None and not self._judging.is_finished:
+            self._pending = (field, raw)  # judged when the one in flight returns: never two at once
+            return
+        self.judged += 1
+        self._judging = self._judge(field, raw, copy.deepcopy(self.kb.config), self.inventory)
+
+    @work(thread=True, exit_on_error=False, group="ports-judge", description="re-check a typed port")
+    def _judge(self, field: str, raw: str, config: Any, inventory: Any) -> None:
+        from keybuzz_tui.engine import ports
+
+        try:
+            reason = self.refusal(field, raw, config=config, inventory=inventory)
+            checks = None
+            if not reason:
+                set_field(config, field, int(raw.strip()))
+                checks = ports.check(config, inventory)
+        except Exception as e:  # never a traceback on screen: the reason is the error
+            reason, checks = f"cannot check this value: {safe_error(e)}", None
+        self.post_message(self.Judged(field, raw, reason, checks))
+
+    @on(Judged)
+    def _judged(self, msg: Judged) -> None:
+        self._judging = None
+        pending, self._pending = self._pending, None
+        if msg.field == self._selected and msg.raw == self.query_one("#port-input", Input).value:
+            self._take(msg)
+        if pending is not None and pending[0] == self._selected and self._debounce is None:
+            self._judge_latest()  # what was typed meanwhile (only the latest value)
+
+    def _take(self, msg: Judged) -> None:
+        """Show a judged value: refused with its reason, or taken into the answers (the table
+        and the summary follow, from the checks the worker computed)."""
+        if msg.reason or msg.checks is None:
+            self._refused(msg.reason)
+            return
+        value = int(msg.raw.strip())
+        before = get_field(self.kb.config, msg.field)
+        set_field(self.kb.config, msg.field, value)
+        self.recheck(msg.checks)
+        self._report_edit(msg.field, before, value)
+
+    def edit(self, raw: str) -> bool:
+        """Try a new port for the selected row now (Enter): refuse it with the reason, or take
+        it and re-check everything against the last scan."""
+        field = self._selected
         if field is None or self.inventory is None:
             return False
         reason = self.refusal(field, raw)
         if reason:
-            err.update(Text(f"✗ refused: {reason}", style=tone(self.app, "fail")))
+            self._refused(reason)
             return False
         value = int(raw.strip())
         before = get_field(self.kb.config, field)
         set_field(self.kb.config, field, value)
         self.recheck()
-        c = self.check_for(field)
-        if c is not None and c.failed:
-            err.update(Text(f"{field}: {before} → {value}, but it is {c.status}: {c.detail}", style=tone(self.app, "warn", bold=False)))
-        else:
-            err.update(Text(f"✓ {field}: {before} → {value} (saved to keybuzz.yaml when you leave, or ctrl+s on Review)", style=tone(self.app, "ok", bold=False)))
+        self._report_edit(field, before, value)
         return True
 
-    def refusal(self, field: str, raw: str) -> str:
-        """Why `raw` cannot be used for `field` (empty when it can)."""
+    def _refused(self, reason: str) -> None:
+        self.query_one("#edit-error", Static).update(Text(f"✗ refused: {reason}", style=tone(self.app, "fail")))
+
+    def _report_edit(self, field: str, before: Any, value: int) -> None:
+        err = self.query_one("#edit-error", Static)
+        what = f"{field}: {before} → {value}" if before != value else f"{field}: {value}"
+        c = self.check_for(field)
+        if c is not None and c.failed:
+            err.update(Text(f"{what}, but it is {c.status}: {c.detail}", style=tone(self.app, "warn", bold=False)))
+        else:
+            err.update(Text(f"✓ {what} (saved to keybuzz.yaml when you leave, or ctrl+s on Review)", style=tone(self.app, "ok", bold=False)))
+
+    def refusal(self, field: str, raw: str, *, config: Any = None, inventory: Any = None) -> str:
+        """Why `raw` cannot be used for `field` (empty when it can). Pure: the worker passes its
+        own copy of the answers and the inventory (the screen's by default)."""
         from keybuzz_tui import config as config_mod
         from keybuzz_tui.engine import ports
 
+        config = self.kb.config if config is None else config
+        inventory = self.inventory if inventory is None else inventory
         raw = (raw or "").strip()
         if not raw:
             return "enter a port number"
@@ -346,12 +457,12 @@ short-lived hostNetwork pod per worker (labelled, removed afterwards) to see wha
             return f"{raw!r} is not a whole number"
         if not 1 <= value <= 65535:
             return f"{value} is not a valid port: allowed 1-65535"
-        trial = copy.deepcopy(self.kb.config)
+        trial = copy.deepcopy(config)
         set_field(trial, field, value)
         problems = [msg for path, msg in config_mod.check(trial) if path == field or path.startswith(field + ".")]
         if problems:
             return problems[0]
-        judged = next((c for c in ports.check(trial, self.inventory) if c.field == field), None)
+        judged = next((c for c in ports.check(trial, inventory) if c.field == field), None)
         if judged is not None and judged.status == "invalid":
             return judged.detail or judged.rule
         return ""

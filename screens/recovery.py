@@ -210,6 +210,7 @@ flow as the install.
 - **Rollback** (`3`): pick an app, read its DaemonSet revisions and what each changes, roll back
   (`z`) after a confirmation.
 - At the end a validation runs; `b` opens the live validation board. `r` compares again.
+- `esc` goes back (it asks first while a repair runs).
 """
     BINDINGS: ClassVar[list[Any]] = [
         Binding("a", "repair", "Repair…", id="recovery.repair", tooltip="Repair the drift: plan, confirm (twice when destructive), apply, validate"),

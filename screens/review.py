@@ -75,12 +75,17 @@ project. Nothing has changed yet.
 - *e* exports the Kubernetes manifests as YAML next to keybuzz.yaml, Secret values masked.
 - *Apply* asks for confirmation, then moves to the Rollout step, which applies this plan and
   watches every worker.
+
+Keys: `a` apply (asks first), `r` plan again, `ctrl+s` save the answers, `e` export the manifests,
+↑↓ select a change (its diff follows), `tab` moves between the plan and the buttons.
 """
     BINDINGS: ClassVar[list[Any]] = [
         Binding("a", "apply", "Apply…", id="review.apply", tooltip="Apply this plan (asks first), then watch the rollout"),
-        Binding("ctrl+s", "save", "Save answers", id="review.save", tooltip="Save the answers to keybuzz.yaml (no secrets)"),
-        Binding("e", "export", "Export YAML", id="review.export", tooltip="Export the manifests as YAML (Secret values masked)"),
-        Binding("r", "replan", "Plan again", id="review.replan", tooltip="Compute the plan again against the live state"),
+        # short words: with F1 Help, ^q Quit, ^n Next and ^b Back they fit 80 columns (the
+        # tooltips and F1 say the rest)
+        Binding("ctrl+s", "save", "Save", id="review.save", tooltip="Save the answers to keybuzz.yaml (no secrets)"),
+        Binding("e", "export", "Export", id="review.export", tooltip="Export the manifests as YAML (Secret values masked)"),
+        Binding("r", "replan", "Replan", id="review.replan", tooltip="Compute the plan again against the live state"),
     ]
 
     class Planned(Message):

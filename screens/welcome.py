@@ -28,6 +28,10 @@ WHAT_IT_DOES = (
     "5. Validate DNS → LB → NodePort → ingress → pod on every worker.",
 )
 
+# demo mode: the secrets go to the sandbox's own keyring, never the OS keyring (issue 5)
+DEMO_STORE_LINE = "1. Store the Hetzner token and app secrets in the sandbox's own keyring."
+DEMO_KEYRING = "demo: the sandbox's own, in memory (not your OS keyring)"
+
 HETZNER_STATUS = {"valid": "ok", "read-only": "warn", "wrong": "fail", "no token": "pending", "unreachable": "warn", "error": "fail"}
 
 
@@ -47,11 +51,16 @@ class WelcomeScreen(StepScreen):
 - **Doctor** (offered when KeyBuzz is installed and a quick validation finds failing checks; also
   *ctrl+p* → Doctor): finds why the platform is down, in plain words, and offers the repair.
 - **Demo** (`keybuzz-tui --demo`): pick a scenario and press Enter; the sandbox world restarts with
-  it. Each scenario is a failure production has seen (blocked overlay, taken port...).
+  it. Each scenario is a failure production has seen (blocked overlay, taken port...). In demo
+  mode the credentials you save go to a keyring inside the sandbox (in memory, gone on exit),
+  never to your OS keyring.
 
 While "connecting…" shows, the app loads the Kubernetes client and asks the API server; the rest of
 the wizard works once it answers. Use *ctrl+b* / *ctrl+n* to move between steps, *ctrl+p* for the
 command palette (go to a step, theme, report, journal), *ctrl+q* to leave.
+
+Keys: *i* install, *v* re-validate / repair (when installed), *d* detect again, *s* the demo's
+scenario picker, *tab* moves between the buttons and the picker.
 """
     BINDINGS: ClassVar[list[Any]] = [
         Binding("i", "install", "Install", id="welcome.install", tooltip="Start the guided install (Credentials next)"),
@@ -65,7 +74,8 @@ command palette (go to a step, theme, report, journal), *ctrl+q* to leave.
         # buttons and the demo's scenario picker are mounted right after it is on screen.
         with VerticalScroll(id="welcome-body"):
             with Vertical(id="welcome-left"):
-                intro = Static("\n".join(WHAT_IT_DOES), id="intro", classes="panel")
+                lines = (DEMO_STORE_LINE, *WHAT_IT_DOES[1:]) if self.kb.demo else WHAT_IT_DOES
+                intro = Static("\n".join(lines), id="intro", classes="panel")
                 intro.border_title = "What keybuzz-tui will do"
                 yield intro
                 with Vertical(id="detected", classes="panel") as det:
@@ -202,10 +212,12 @@ command palette (go to a step, theme, report, journal), *ctrl+q* to leave.
         hz = d.hetzner or "unknown"
         hz_tone = HETZNER_STATUS.get(hz, "info")
         if hz == "no token":
-            text = "no token yet: the Credentials step stores one in the keyring"
+            text = "no token yet: the Credentials step stores one in the keyring"  # which: the Keyring row (demo)
         else:
             text = f"{hz} — {d.hetzner_detail}" if d.hetzner_detail else hz
         rows.append(("Hetzner", text, hz_tone))
+        if self.kb.demo:
+            rows.append(("Keyring", DEMO_KEYRING, ""))
         if d.load_balancer:
             rows.append(("Load balancer", d.load_balancer, ""))
         if d.installed:

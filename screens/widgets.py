@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
@@ -218,18 +219,60 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# Textual's own keys that are worth reading in a help: moving between panes, the palette. Every
+# other binding Textual's widgets bring (cursor and scroll keys, Page Left/Right, Scroll End,
+# "Copy selected text"...) is left out of the F1 listing: they are the widgets' plumbing.
+_TEXTUAL_KEPT = {
+    "app.focus_next": "Move to the next pane, table or field",
+    "app.focus_previous": "Move to the previous pane, table or field",
+    "command_palette": "Command palette: go to a step, the Doctor, Recovery, theme, report, journal",
+}
+
+
+def _from_textual(node: Any, binding: Binding) -> bool:
+    """Whether `binding` comes from a class of Textual itself (not from keybuzz-tui's code)."""
+    for cls in type(node).__mro__:
+        for raw in cls.__dict__.get("BINDINGS", ()):
+            key, action = (raw.key, raw.action) if isinstance(raw, Binding) else (raw[0], raw[1])
+            if action == binding.action and binding.key in (k.strip() for k in key.split(",")):
+                return cls.__module__.split(".")[0] == "textual"
+    return False
+
+
+def _enabled(app: Any, node: Any, action: str) -> bool:
+    """The action's check_action, as the footer asks it: False hides the key."""
+    try:
+        return app._check_action_state(action, node) is not False  # the footer's own test
+    except Exception:
+        return True
+
+
 def bindings_of(screen: Screen[Any]) -> list[tuple[str, str]]:
-    """(key, description) for every binding active on `screen`, its focused widget and the app."""
+    """(key, what it does) for every key that works on `screen` now: its focused widget's, its
+    own and the app's (in the footer's order: the first binding of a key wins), without the
+    system bindings and Textual's widget plumbing (see _TEXTUAL_KEPT)."""
     app = screen.app
+    try:
+        # every binding of the chain the footer reads (focused widget -> screen -> app), so a
+        # screen key shadowed by a Textual widget's (Enter on a table) is still listed
+        pairs = [(node, b) for node, bmap in screen._modal_binding_chain for _key, b in bmap]
+    except Exception:  # what the footer shows
+        pairs = [(a.node, a.binding) for a in screen.active_bindings.values()]
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for active in screen.active_bindings.values():
-        b = active.binding
+    for node, b in pairs:
+        if b.system:
+            continue
         desc = b.tooltip or b.description
-        if not desc or b.system:
+        # Textual's (the palette's binding is added at run time: no class declares it)
+        if b.action == "command_palette" or _from_textual(node, b):
+            if b.action not in _TEXTUAL_KEPT:
+                continue
+            desc = _TEXTUAL_KEPT[b.action]
+        if not desc or not _enabled(app, node, b.action):
             continue
         display = app.get_key_display(b)
-        if (display, desc) in seen:
+        if display in seen:
             continue
         seen.add(display)
         out.append((display, desc))
@@ -238,17 +281,56 @@ def bindings_of(screen: Screen[Any]) -> list[tuple[str, str]]:
 
 # --- the base step screen --------------------------------------------------------------------
 
+# The shell's step keys (KeybuzzApp.BINDINGS), and the word a step's own key for the same move uses.
+_SHELL_NAV = (("ctrl+b", "app.prev_step", "Back", "Go back to the previous step"), ("ctrl+n", "app.next_step", "Next", "Go to the next step"))
+
+
+def _hidden_shell_duplicates(own: list[Any]) -> list[Binding]:
+    """For a step that shows its own Back / Next key: the shell's ctrl+b / ctrl+n again, bound on
+    the screen with show=False, so the footer lists the move once (the screen's binding for a key
+    wins over the app's in the footer) and the keys keep working."""
+    keys = {k.strip() for b in own if isinstance(b, Binding) for k in b.key.split(",")}
+    shown = {b.description for b in own if isinstance(b, Binding) and b.show}
+    return [
+        Binding(key, action, word, show=False, tooltip=tip)
+        for key, action, word, tip in _SHELL_NAV
+        if word in shown and key not in keys
+    ]
+
 
 class StepScreen(Screen[None]):
     """The frame every wizard step shares. Subclasses set STEP, HELP and compose_body().
 
     Width >= 120 adds the CSS class -wide so stylesheets can use a large terminal's space.
     Workers started by the screen are cancelled (their CancelTokens too) when it goes away.
+
+    The footer: F1 Help and ^q Quit come first (the base class's bindings are merged first), so
+    they stay visible at 80 columns however many keys a step has. A step with its own visible
+    Back (esc) or Next (n) hides the shell's ^b / ^n from the footer (they keep working): one
+    entry per action. See __init_subclass__.
     """
 
     STEP: ClassVar[str] = ""
     HELP: ClassVar[str | None] = None
     WIDE = 120
+    # compact footer: Textual gives the docked palette key a right margin (no padding), and the
+    # margin's cell shows whatever key did not fit beneath it ("^p paletteB"): the key reaches the
+    # right edge instead, its last cell blank as in the normal footer
+    DEFAULT_CSS = """
+    Footer.-compact FooterKey.-command-palette.-compact { margin-right: 0; padding-right: 1; }
+    """
+    BINDINGS: ClassVar[list[Any]] = [
+        Binding("f1", "app.help", "Help", id="step.help", tooltip="Help for this screen: what it does and its keys"),
+        # the app's ctrl+q is a priority binding: it still handles the key; this one only puts
+        # "^q Quit" at the start of the footer
+        Binding("ctrl+q", "app.quit", "Quit", id="step.quit", tooltip="Leave (asks first while something is being applied); answers are saved"),
+    ]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        own = list(cls.__dict__.get("BINDINGS", []))
+        if own:
+            cls.BINDINGS = own + _hidden_shell_duplicates(own)
+        super().__init_subclass__(**kwargs)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="⎈")
@@ -265,6 +347,15 @@ class StepScreen(Screen[None]):
 
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= self.WIDE, "-wide")
+        self._fit_footer(event.size.width)
+
+    COMPACT_FOOTER = 100
+    """Below this width the footer drops its padding (one space between keys), so a step's own
+    keys still fit at 80 columns after F1 Help and ^q Quit."""
+
+    def _fit_footer(self, width: int) -> None:
+        for footer in self.query(Footer):
+            footer.compact = width < self.COMPACT_FOOTER
 
     def on_mount(self) -> None:
         self._painted_theme = self.app.theme
@@ -272,6 +363,7 @@ class StepScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self.set_class(self.size.width >= self.WIDE, "-wide")
+        self._fit_footer(self.size.width)
         try:
             self.query_one(StepIndicator).set_state(self.STEP, getattr(self.app, "done_steps", ()))
         except Exception:

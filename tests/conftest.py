@@ -3,19 +3,28 @@ in every Python process a test starts (see support/netguard.py)."""
 
 from __future__ import annotations
 
-import os
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from support import netguard
+
+if "keybuzz_netguard" in sys.modules:  # this pytest was itself started by a guarded test: one guard
+    sys.modules["support.netguard"] = sys.modules["keybuzz_netguard"]
+from support import netguard  # noqa: E402
 
 netguard.install()
-_children = netguard.guard_children(Path(tempfile.mkdtemp(prefix="keybuzz-netguard-")) / f"children-{os.getpid()}.log")
+
+
+@pytest.fixture(scope="session")
+def _children() -> netguard.ChildLog:
+    # set up in the process that runs the tests (an xdist worker, not the controller that starts
+    # the workers): its children inherit the guard, the workers themselves keep this module's
+    return netguard.guard_children(Path(tempfile.mkdtemp(prefix="keybuzz-netguard-")) / "children.log")
 
 
 @pytest.fixture(autouse=True)
-def _loopback_only(request: pytest.FixtureRequest):
+def _loopback_only(request: pytest.FixtureRequest, _children: netguard.ChildLog):
     netguard.GUARD.take()
     _children.take()
     yield

@@ -46,3 +46,14 @@ def test_cli_validate_counts_requests_per_run_and_per_refresh():
     assert out["validate_requests_client"] == out["validate_requests_server"] > 0
     assert all(r["exit"] == 0 for r in out["cli_validate_requests"])
     assert out["continuous"], out
+
+
+def test_tui_board_measures_both_kinds_of_change_and_the_first_paint():
+    from bench import tui_board
+
+    out = tui_board.board_latency(rounds=1)
+    for kind in ("kube_node_notready", "net_ufw_drop", "kube_while_net_slow"):
+        assert out[f"{kind}_n"] == 2 and out[f"{kind}_max_s"] >= out[f"{kind}_median_s"] > 0, kind
+    assert out["fast_lane"]["api_requests"] == 0 and out["fast_lane"]["changes"] >= 2
+    paint = tui_board.first_paint(runs=1)
+    assert paint["first_paint_minimal_s"] > 0 and paint["first_paint_keybuzz_s"] > 0 and paint["first_paint_runs"] == 1

@@ -16,6 +16,7 @@ from keybuzz_tui.screens.board import (
     UNREACHED_LABEL,
     BoardApp,
     BoardScreen,
+    FixCommands,
     ScenarioSwitcher,
 )
 from keybuzz_tui.screens.board_widgets import StepHost
@@ -136,7 +137,11 @@ async def test_ufw_drop_turns_k3s_worker_02_red_and_explains_it(installed, waits
             await waits.until(pilot, lambda: scr.first_broken("k3s-worker-02") == "nodeport", 15, "the NodePort hop of k3s-worker-02 to break")
             took = time.monotonic() - t0
             row = matrix_row(scr, "k3s-worker-02")
-            assert row[:2] == ["✓ ok", "✓ ok"]  # DNS and the LB still answer
+            assert row[0] == "✓ ok"  # DNS still answers
+            # the LB cell says what the LB check says: healthy until its health check has taken the
+            # worker out of rotation (then `! warn`: a consequence, the NodePort is the cause)
+            lb_ok = scr.checks["lb.targets-healthy|"].status == "ok"
+            assert row[1] == ("✓ ok" if lb_ok else "! warn"), (row, scr.checks["lb.targets-healthy|"].detail)
             assert row[2] in FIRST_LABEL  # the first broken hop, highlighted
             assert all(c in UNREACHED_LABEL for c in row[3:])  # greyed: not reached
             for w in WORKERS:
@@ -157,6 +162,13 @@ async def test_ufw_drop_turns_k3s_worker_02_red_and_explains_it(installed, waits
             detail = str(scr.query_one("#board-detail").render())
             assert "k3s-worker-02" in detail and "What to do" in detail and "ufw allow 31695/tcp" in detail
             assert took < 10, took
+            # `f`: a node's firewall is outside the wizard's reach: the exact commands, on that node
+            await pilot.press("f")
+            await waits.until(pilot, lambda: isinstance(app.screen, FixCommands), 5, "the fix commands")
+            text = app.screen.query_one("#fixcmd-body").source
+            assert "k3s-worker-02" in text and "sudo ufw allow from 10.0.0.0/16 to any port 31695 proto tcp" in text
+            await pilot.press("escape")
+            await waits.until(pilot, lambda: app.screen is scr, 5, "back on the board")
         finally:
             app.demo_switch("ufw-allow")
             await waits.until(pilot, lambda: scr.first_broken("k3s-worker-02") is None, 30, "the path of k3s-worker-02 to work again")
@@ -183,10 +195,14 @@ async def test_scenario_switcher_stops_a_worker_and_repairs_it(installed, waits,
             nodes = next(c for c in scr.checks.values() if c.check == "k8s.nodes")
             assert "k3s-worker-04" in nodes.detail
         finally:
+            await waits.until(pilot, lambda: "worker-stop" in app.demo_active, 10, "the app to know the break is active")
             await pilot.press("s")
             await waits.until(pilot, lambda: isinstance(app.screen, ScenarioSwitcher), 5, "the switcher")
             options = app.screen.query_one(OptionList)
-            options.highlighted = ids.index("worker-start")
+            # the stopped worker is marked active and offered as its repair
+            entries = {options.get_option_at_index(i).id: str(options.get_option_at_index(i).prompt) for i in range(options.option_count)}
+            assert "worker-stop" not in entries and entries["worker-start"].startswith("● active: ")
+            options.highlighted = list(entries).index("worker-start")
             await pilot.press("enter")
             await waits.until(pilot, lambda: "k8s.nodes" not in failing(scr), 30, "the worker back")
 
@@ -265,3 +281,166 @@ async def test_wizard_board_only_mode_waits_for_the_world_then_validates(install
         await first_round(scr, pilot, waits)
         await all_green(scr, pilot, waits)
         assert scr.check_action("scenarios", ()) is False
+
+
+def board_disagreement(scr: BoardScreen) -> list[str]:
+    """What the board shows at this moment in the matrix that its checks contradict (or the
+    reverse), for the two hops the checks observe per worker: the NodePort (node.nodeport) and the
+    LB (lb.targets-healthy). Empty when they agree or the matrix is not filled in yet."""
+    checks = {c.check: c for c in scr.checks.values()}
+    nodeport, targets = checks.get("node.nodeport"), checks.get("lb.targets-healthy")
+    workers = list(scr.worker_nodes)
+    cells = {(w, h): scr.hops.get((w, h)) for w in workers for h in HOPS}
+    if nodeport is None or targets is None or not workers or any(c is None or not c.hosts for c in cells.values()):
+        return []
+    shown = {w: matrix_row(scr, w) for w in workers}
+    out: list[str] = []
+    broken = [w for w in workers if cells[(w, "nodeport")].status == "fail"]  # type: ignore[union-attr]
+    if (nodeport.status == "fail") != bool(broken):
+        out.append(f"node.nodeport {nodeport.status} ({nodeport.detail[:90]}) but NodePort cells {shown}")
+    lb_bad = [w for w in workers if cells[(w, "lb")].status in ("fail", "warn")]  # type: ignore[union-attr]
+    if (targets.status in ("fail", "warn")) != bool(lb_bad) or any(w not in targets.detail for w in lb_bad):
+        out.append(f"lb.targets-healthy {targets.status} ({targets.detail[:90]}) but LB cells {shown}")
+    return out
+
+
+async def test_matrix_and_checks_never_disagree_on_screen_through_a_ufw_drop(installed, waits, tmp_path):
+    """Sampled at every board message (what the operator can see between two of them): the
+    NodePort cells fail exactly when node.nodeport does, the LB cells turn exactly when
+    lb.targets-healthy does and only on the workers it names. Through the drop (the fast lane's
+    provisional verdict, the full check), the LB taking k3s-worker-02 out of rotation (its LB cell
+    `! warn`, the NodePort the first broken hop) and the repair."""
+    from keybuzz_tui.screens.bridge import EngineEvent
+
+    app = board_host(installed, tmp_path, interval=1.0)
+    problems: list[tuple[float, list[str]]] = []
+    samples = [0]
+    scr_ref: list[BoardScreen] = []
+
+    def hook(m: Any) -> None:
+        if scr_ref and isinstance(m, (BoardScreen.Updated, BoardScreen.Round, EngineEvent)):
+            samples[0] += 1
+            p = board_disagreement(scr_ref[0])
+            if p:
+                problems.append((time.monotonic(), p))
+
+    async with app.run_test(size=(120, 36), message_hook=hook) as pilot:
+        scr = app.screen
+        scr_ref.append(scr)
+        await first_round(scr, pilot, waits)
+        await all_green(scr, pilot, waits)
+        try:
+            app.demo_switch("ufw-drop")
+            await waits.until(pilot, lambda: scr.first_broken("k3s-worker-02") == "nodeport", 15, "the NodePort hop of k3s-worker-02 to break")
+            await waits.until(pilot, lambda: matrix_row(scr, "k3s-worker-02")[1] == "! warn", 40, "the LB to take k3s-worker-02 out of rotation")
+            row = matrix_row(scr, "k3s-worker-02")
+            assert row[0] == "✓ ok" and row[2] in FIRST_LABEL and all(c in UNREACHED_LABEL for c in row[3:]), row
+            assert scr.checks["lb.targets-healthy|"].status == "fail" and "k3s-worker-02" in scr.checks["lb.targets-healthy|"].detail
+            for w in WORKERS:
+                if w != "k3s-worker-02":
+                    assert matrix_row(scr, w) == ["✓ ok"] * len(HOPS), w
+        finally:
+            app.demo_switch("ufw-allow")
+            await waits.until(pilot, lambda: scr.first_broken("k3s-worker-02") is None, 30, "the path of k3s-worker-02 to work again")
+            await all_green(scr, pilot, waits)
+    assert samples[0] > 20
+    assert not problems, problems[:5]
+
+
+class WizardLike(StepHost):
+    """A host with the wizard's `goto` (recorded) for the board's `f`."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.went: list[str] = []
+
+    def goto(self, step_id: str) -> None:
+        self.went.append(step_id)
+
+
+async def test_fix_sends_each_failure_where_it_can_be_fixed(installed, tmp_path, monkeypatch):
+    """`f` on a failing check (or a matrix cell): Kubernetes objects to Review, pods to Rollout, a
+    port held on a node to Ports, the LB and DNS to their steps, a NotReady node to the Doctor,
+    a node's firewall (UFW) to the exact commands on that node (with the Doctor one key away)."""
+    from keybuzz_tui.screens import doctor as doctor_screen
+
+    from keybuzz_tui.engine.checks_base import CheckRecord
+    from keybuzz_tui.engine.checks_registry import build_checks
+    from keybuzz_tui.engine.checks_run import ValidationReport
+    from keybuzz_tui.engine.trace import Hop
+
+    sb, cfg, ep = installed
+    doctors: list[Any] = []
+    monkeypatch.setattr(doctor_screen, "open_doctor", lambda app, **kw: doctors.append(app))
+    app = WizardLike(cfg, ep, Secrets(), screen=lambda: BoardScreen(autostart=False), journal_path=tmp_path / "j.jsonl")
+    ufw = {"status": "fail", "fix": "host-firewall", "node": "k3s-worker-02", "port": 31695}
+    failures: dict[str, dict[str, Any]] = {
+        "k8s.ingress": {},
+        "node.nodeport": {"k3s-worker-02": {"ingress 31695": ufw}},
+        "k8s.pods-ready": {"apps": {"keybuzz-api": {"workers": {"k3s-worker-03": {"status": "fail", "fix": "port-in-use"}}}}},
+    }
+
+    def report(failing: dict[str, dict[str, Any]]) -> ValidationReport:
+        recs = [CheckRecord(c.id, c.layer, c.title, "fail" if c.id in failing else "ok", "detail", "what to do", failing.get(c.id, {}))  # type: ignore[arg-type]
+                for c in build_checks(cfg)]
+        rows = {w: [Hop(h, "fail" if (w, h) == ("k3s-worker-02", "nodeport") else "ok", "seen") for h in HOPS] for w in WORKERS}
+        return ValidationReport(recs, {"platform-api.keybuzz.io": rows})
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        scr = app.screen
+        assert isinstance(scr, BoardScreen)
+        scr.post_message(BoardScreen.Round(report(failures)))
+        await pilot.pause()
+        await pilot.pause()
+        table = scr.query_one("#board-checks", DataTable)
+        keys = [str(k.value) for k in table.rows]
+
+        async def fix_on(key: str) -> None:
+            table.focus()
+            table.move_cursor(row=keys.index(key))
+            await pilot.press("enter")
+            await pilot.press("f")
+            await pilot.pause()
+
+        await fix_on("k8s.ingress|")
+        await fix_on("k8s.pods-ready|")
+        assert app.went == ["review", "ports"]
+        await fix_on("node.nodeport|")
+        assert isinstance(app.screen, FixCommands)
+        body = app.screen.query_one("#fixcmd-body").source
+        assert "Run on k3s-worker-02" in body and "sudo ufw allow from 10.0.0.0/16 to any port 31695 proto tcp" in body
+        await pilot.press("d")  # the Doctor instead
+        await pilot.pause()
+        assert app.screen is scr and len(doctors) == 1
+        # a matrix cell: the hop's check, on that worker
+        matrix = scr.query_one("#board-matrix", DataTable)
+        matrix.focus()
+        matrix.move_cursor(row=sorted(scr.worker_nodes).index("k3s-worker-02"), column=1 + HOPS.index("nodeport"))
+        await pilot.pause()
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(app.screen, FixCommands)
+        await pilot.press("escape")
+        await pilot.pause()
+        # the other places: the load balancer, DNS, a NotReady node (the Doctor), the pods (Rollout)
+        for failing, where in (({"lb.services": {}}, "lb"), ({"dns.resolver": {}}, "dns"), ({"k8s.nodes": {}}, "doctor"),
+                               ({"k8s.pods-ready": {}}, "rollout")):
+            scr.post_message(BoardScreen.Round(report(failing)))
+            await pilot.pause()
+            await pilot.pause()
+            scr._selected, scr._user_moved = None, False  # nothing chosen: the first failing check
+            went, docs = len(app.went), len(doctors)
+            await pilot.press("f")
+            await pilot.pause()
+            if where == "doctor":
+                assert len(doctors) == docs + 1 and len(app.went) == went, failing
+            else:
+                assert app.went[went:] == [where], (failing, app.went)
+        # nothing failing: nothing to fix
+        scr.post_message(BoardScreen.Round(report({})))
+        await pilot.pause()
+        await pilot.pause()
+        went, docs = len(app.went), len(doctors)
+        await pilot.press("f")
+        await pilot.pause()
+        assert len(app.went) == went and len(doctors) == docs and app.screen is scr

@@ -120,7 +120,9 @@ async def test_outage_overlay_evidence_diagnosis_and_repair_action(outage, tmp_p
         assert cause.id == "overlay-classic" and cause.action == "repair"
         shown = "\n".join(str(w.render()) for w in scr.query("#cause-list Static"))
         assert "The overlay is broken and KeyBuzz runs in the classic topology: 504 Gateway Time-out" in shown
-        assert "Fix: move the apps to hostNetwork DaemonSets (keybuzz-tui repair)" in shown
+        # the fix first (the cause's remediation, in full), then the plain-words cause
+        assert f"\nFix: {cause.fix}\n" in shown and "move the apps to hostNetwork DaemonSets" in cause.fix
+        assert shown.index("Fix: ") < shown.index("Cause: the overlay network is broken")
         assert "In plain words: the overlay network between nodes is broken (VXLAN, UDP 8472" in shown
         assert "wget: download timed out" in shown and "nc: timed out" in shown
         assert str(scr.query_one("#cause-0", Button).label) == "Repair… (Recovery)"
@@ -338,3 +340,38 @@ async def test_a_credentials_cause_leads_to_the_credentials_step_and_a_manual_on
         await pilot.pause()
         assert app.current_step == "credentials" and type(app.screen).__name__ == "CredentialsScreen"
         assert scr not in app.screen_stack
+
+
+async def test_a_cause_shows_its_fix_first_and_the_recheck_second(waits):
+    """The cause's remediation is the first thing under its title, in full; the doctor command that
+    re-checks it comes second, labelled as such; the explanation no longer repeats the fix. At
+    80x24 the fix is on screen without scrolling."""
+    from keybuzz_tui.app import KeybuzzApp
+
+    app = KeybuzzApp(Config(), None, connect=False)
+    cause = Cause("lb-target-unhealthy", "major", "Load Balancer target k3s-worker-02 is unhealthy",
+                  "Cause: the LB's health check to k3s-worker-02:31695 times out. Fix: allow 31695 on k3s-worker-02.",
+                  "on k3s-worker-02: `sudo ufw allow 31695/tcp`; check ingress-nginx there",
+                  "keybuzz-tui doctor --only hetzner.lb,platform.request-path",
+                  ["hetzner.lb: k3s-worker-02 unhealthy on 80 and 443"], ["hetzner.lb"], "manual")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        scr = DoctorScreen(autostart=False)
+        await app.push_screen(scr)
+        scr.show_report(_report(cause))
+        await pilot.pause()
+        await pilot.pause()
+        view = scr.query_one("#cause-list CauseView")
+        parts = [str(w.render()) for w in view.query(Static)]
+        fix = next(i for i, t in enumerate(parts) if t.startswith("Fix: "))
+        assert parts[fix] == "Fix: on k3s-worker-02: `sudo ufw allow 31695/tcp`; check ingress-nginx there"
+        then = next(i for i, t in enumerate(parts) if "then re-check: keybuzz-tui doctor --only hetzner.lb" in t)
+        why = next(i for i, t in enumerate(parts) if t.startswith("Cause: "))
+        assert fix < then < why, parts
+        assert "Fix:" not in parts[why] and not any(t.strip().startswith("next:") for t in parts)
+        assert "sudo ufw allow 31695/tcp" in waits.text(app)  # visible at 80x24
+        # What to do: the fix first, then the re-check, then why
+        await pilot.press("a")
+        await pilot.pause()
+        body = app.screen.query_one("#fix-body").source
+        assert body.index("**What to do:**") < body.index("**Then re-check:**") < body.index("**Why:**"), body

@@ -156,8 +156,23 @@ async def test_the_board_switcher_lists_the_apps_switches():
         await app.push_screen(ScenarioSwitcher())
         await pilot.pause()
         ol = app.screen.query_one(OptionList)
-        ids = [ol.get_option_at_index(i).id for i in range(ol.option_count) if ol.get_option_at_index(i).id]
-        assert set(ids) == set(DEMO_SWITCHES)
+        ids = [ol.get_option_at_index(i).id for i in range(ol.option_count)]
+        labels = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        # one entry per break, none active: each offered as the break
+        assert set(ids) == {k for k, d in DEMO_SWITCHES.items() if d.breaking}
+        assert all(label.startswith("○ ") for label in labels)
+        await app.pop_screen()
+        # an active break is marked and offered as its repair, with what the repair does
+        active = next(k for k, d in DEMO_SWITCHES.items() if d.breaking)
+        await app.push_screen(ScenarioSwitcher(frozenset({active})))
+        await pilot.pause()
+        ol = app.screen.query_one(OptionList)
+        entries = {ol.get_option_at_index(i).id: str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)}
+        repair = DEMO_SWITCHES[active].restores
+        assert active not in entries and entries[repair].startswith("● active: ")
+        ol.highlighted = list(entries).index(repair)
+        await pilot.pause()
+        assert DEMO_SWITCHES[repair].explain[:30] in str(app.screen.query_one("#switch-what").render())
         await pilot.press("f1")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen) and "Break the demo world" in app.screen.help_text

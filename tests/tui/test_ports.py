@@ -116,3 +116,86 @@ async def test_rescan_asks_the_cluster_again(demo_app, waits, monkeypatch):
         await pilot.press("r")
         await waits.settle(app, pilot)
         assert "/api/v1/services" in calls
+
+
+async def _clear_and_type(pilot, inp, text: str, *, gap: float = 0.0) -> None:
+    inp.focus()
+    await pilot.press("end", *["backspace"] * len(inp.value))
+    for ch in text:
+        await pilot.press(ch)
+        if gap:
+            await pilot.pause(gap)
+
+
+async def test_typing_rechecks_the_port_as_you_type(demo_app, waits, monkeypatch):
+    """No Enter: the row, the summary and the answers follow the typed value after a short pause;
+    invalid values are refused with the reason as they are typed; no API call."""
+    app = demo_app("nodeport-taken")
+    async with app.run_test(size=(120, 40)) as pilot:
+        scr = await _ports(app, pilot, waits)
+        inp = scr.query_one("#port-input", Input)
+        # selecting the conflict row fills in the suggestion, which is not an edit: nothing is taken
+        assert inp.value == "30081"
+        await pilot.pause(scr.DEBOUNCE * 3)
+        assert app.config.apps[0].node_port == 30080 and scr.judged == 0
+        calls: list[str] = []
+        real = kubeio.request
+        monkeypatch.setattr(kubeio, "request", lambda ctx, method, path, **kw: calls.append(path) or real(ctx, method, path, **kw))
+
+        await _clear_and_type(pilot, inp, "30082")
+        await waits.until(pilot, lambda: app.config.apps[0].node_port == 30082, 5, "the typed port to be taken")
+        await waits.until(pilot, lambda: _row(scr, "apps[0].node_port")["status"] == "✓ free", 5, "the row to turn green")
+        assert _row(scr, "apps[0].node_port")["port"] == "30082"
+        assert "no conflict" in waits.text(app) and "ports" in app.done_steps
+        assert "✓ apps[0].node_port: 30080 → 30082" in str(scr.query_one("#edit-error").content)
+        assert inp.value == "30082"  # the field keeps what was typed
+        assert scr.judged <= 2, scr.judged  # debounced: not one judgement per keystroke
+
+        # an invalid value is refused with the reason, as it is typed
+        await _clear_and_type(pilot, inp, "99999")
+        await waits.until(pilot, lambda: "refused" in str(scr.query_one("#edit-error").content), 5, "the refusal")
+        assert "not a valid port: allowed 1-65535" in str(scr.query_one("#edit-error").content)
+        await _clear_and_type(pilot, inp, "30000")  # our own Front's NodePort
+        await waits.until(pilot, lambda: "keybuzz-front" in str(scr.query_one("#edit-error").content), 5, "the refusal")
+        assert app.config.apps[0].node_port == 30082  # refused values never reach the answers
+        # a conflicting (but valid) value is taken and shown red, with its holder
+        await _clear_and_type(pilot, inp, "30080")
+        await waits.until(pilot, lambda: _row(scr, "apps[0].node_port")["status"] == "✗ taken", 5, "the conflict again")
+        assert "Service monitoring/grafana" in _row(scr, "apps[0].node_port")["holder"] and inp.value == "30080"
+        assert calls == []  # judged against the last scan only
+
+
+async def test_one_judgement_at_a_time_while_typing(demo_app, waits):
+    """A slow judgement in flight: what is typed meanwhile waits for it, and only the latest value
+    is judged next (never one thread per keystroke, never two at once); the UI keeps taking keys."""
+    import threading
+    import time as _time
+
+    app = demo_app("nodeport-taken")
+    async with app.run_test(size=(120, 40)) as pilot:
+        scr = await _ports(app, pilot, waits)
+        scr.DEBOUNCE = 0.02
+        real = scr.refusal
+        lock = threading.Lock()
+        running, most, judged_values = [0], [0], []
+
+        def slow(field, raw, **kw):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            judged_values.append(raw)
+            _time.sleep(0.4)
+            try:
+                return real(field, raw, **kw)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+        scr.refusal = slow
+        inp = scr.query_one("#port-input", Input)
+        await _clear_and_type(pilot, inp, "30083", gap=0.1)
+        assert inp.value == "30083"  # every key was taken while judgements ran
+        await waits.until(pilot, lambda: app.config.apps[0].node_port == 30083, 10, "the last value to be taken")
+        await waits.settle(app, pilot)
+        assert most[0] == 1, most
+        assert judged_values[-1] == "30083" and len(judged_values) < 6, judged_values  # 6 changes (clear + 5 keys)

@@ -21,8 +21,6 @@ from keybuzz_tui.app import DEMO_SWITCHES, KeybuzzApp
 from keybuzz_tui.cancel import CancelToken
 from keybuzz_tui.events import Warning_
 
-MY_STEPS = ("welcome", "credentials", "ports", "review")
-
 
 async def test_step_indicator_follows_the_wizard(demo_app, waits):
     app = demo_app()
@@ -69,27 +67,105 @@ async def test_next_and_back(demo_app, waits):
         assert app.current_step == "welcome"
 
 
+# Textual's widget plumbing that must not clutter the F1 key listing
+NOISE = ("Page Right", "Page Left", "Scroll End", "Scroll Home", "Copy selected text", "Cursor up", "Cursor down", "Focus Next", "Page Up", "Page Down")
+
+
+def _key_named_in(help_text: str, key: str) -> bool:
+    """The HELP text names the key as a key (`a`, *a*, **a**), not just as a letter in prose."""
+    import re
+
+    names = {"escape": "esc"}.get(key, key)
+    return re.search(rf"[`*]{re.escape(names)}[`*]", help_text, re.IGNORECASE) is not None
+
+
 async def test_f1_help_on_every_screen(demo_app, waits):
+    """Every wizard step, the Doctor and Recovery: F1 opens the screen's own help, which says what
+    the screen is for and names its keys; the key table lists the screen's keys and the shell's,
+    without Textual's widget plumbing."""
+    from keybuzz_tui.screens.doctor import open_doctor
+    from keybuzz_tui.screens.recovery import open_recovery
+
     app = demo_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await waits.ready(app, pilot)
-        for step in MY_STEPS:
-            app.goto(step)
+        for step in (*STEP_IDS, "doctor", "recovery"):
+            if step == "doctor":
+                open_doctor(app, autostart=False)
+            elif step == "recovery":
+                open_recovery(app, autostart=False)
+            else:
+                app.goto(step)
             await pilot.pause()
             screen = app.screen
+            assert type(screen).__name__ != "PlaceholderStepScreen", step
             await pilot.press("f1")
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen), step
             help_screen = app.screen
-            assert help_screen.help_text == type(screen).HELP and help_screen.help_text
+            help_text = type(screen).HELP
+            assert help_screen.help_text == help_text and len(help_text) > 300, step  # what the screen is for
             keys = dict(help_screen.help_bindings)
             # the screen's own keys and the shell's are both listed, with what they do
-            assert "f1" in keys and "^n" in keys and "^q" in keys, keys
+            assert "f1" in keys and "^q" in keys and "^p" in keys, (step, keys)
+            # the shell's moves, where they go somewhere (no Back on Welcome, no Next on the board)
+            assert ("^b" in keys) == (step != "welcome") and ("^n" in keys) == (step != "validation"), (step, keys)
             for b in type(screen).BINDINGS:
-                assert any(b.tooltip == desc or b.description == desc for desc in keys.values()), (step, b.key)
+                if app._check_action_state(b.action, screen) is not False:  # the table lists the keys that work now
+                    assert any(b.tooltip == desc or b.description == desc for desc in keys.values()), (step, b.key)
+                if b.show and b.key not in ("f1", "ctrl+q"):
+                    assert any(_key_named_in(help_text, k.strip()) for k in b.key.split(",")), (step, b.key)
+            assert not [d for d in keys.values() if any(n.lower() == d.lower() for n in NOISE)], (step, keys)
             await pilot.press("escape")
             await pilot.pause()
             assert app.screen is screen
+            if step in ("doctor", "recovery"):
+                app.pop_screen()
+                await pilot.pause()
+
+
+async def test_footer_shows_each_action_once_and_keeps_help_and_quit_at_80x24(demo_app, waits):
+    """esc Back and ^b Back, n Next and ^n Next: one entry per action in the footer (the hidden
+    shell keys keep working); F1 Help and ^q Quit come first, so 80 columns always show them."""
+    from keybuzz_tui.screens.doctor import open_doctor
+    from keybuzz_tui.screens.recovery import open_recovery
+    from textual.widgets._footer import FooterKey
+
+    app = demo_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await waits.ready(app, pilot)
+        for step in (*STEP_IDS, "doctor", "recovery"):
+            if step == "doctor":
+                open_doctor(app, autostart=False)
+            elif step == "recovery":
+                open_recovery(app, autostart=False)
+            else:
+                app.goto(step)
+            await pilot.pause()
+            keys = [(k.key_display, k.description) for k in app.screen.query(FooterKey)]
+            words = [d for _, d in keys]
+            assert len(words) == len(set(words)), (step, keys)
+            assert keys[:2] == [("f1", "Help"), ("^q", "Quit")], (step, keys)
+            footer = waits.text(app).rstrip("\n").splitlines()[-1]
+            assert footer.startswith("f1 Help ^q Quit "), (step, footer)
+            # and every key the step shows fits: nothing is cut at 80 columns
+            palette = app.screen.query_one(".-command-palette", FooterKey).region
+            assert palette.right == 80 and footer.endswith("▏^p palette "), (step, footer)
+            assert all(k.region.right <= palette.x for k in app.screen.query(FooterKey) if k.region.x < palette.x), (step, footer)
+            assert not [k for k in app.screen.query(FooterKey) if k.region.x >= palette.x and not k.has_class("-command-palette")], (step, footer)
+            if step in ("doctor", "recovery"):
+                app.pop_screen()
+                await pilot.pause()
+        # the hidden duplicates still work: ^b on the board goes back, ^n from DNS goes forward
+        app.goto("validation")
+        await pilot.pause()
+        assert ("^b", "Back") not in [(k.key_display, k.description) for k in app.screen.query(FooterKey)]
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert app.current_step == "dns"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.current_step == "validation"
 
 
 async def test_command_palette_goes_to_a_step(demo_app, waits):
@@ -99,7 +175,7 @@ async def test_command_palette_goes_to_a_step(demo_app, waits):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for step in ("Welcome", "Credentials", "Ports", "Review", "Rollout", "Load balancer", "DNS", "Validation"):
             assert f"Go to step: {step}" in titles
-        for title in ("Toggle light/dark theme", "Export report", "Show journal path", "Quit", "Demo: Overlay blocked"):
+        for title in ("Toggle light/dark theme", "Export report", "Show journal path", "Quit", "Demo: ○ Overlay blocked"):
             assert title in titles
         await pilot.press("ctrl+p")
         await pilot.pause()
@@ -265,6 +341,63 @@ async def test_demo_switches_break_the_world(demo_app, waits):
             title = DEMO_SWITCHES[action][0]
             assert any(title in t for t in texts), (action, texts)
         assert any(n.notification.severity == "warning" and "VXLAN" in n.notification.message for n in notes)
+
+
+def _palette_demo_titles(app) -> dict[str, object]:
+    return {c.title: c for c in app.get_system_commands(app.screen) if c.title.startswith("Demo: ")}
+
+
+async def test_demo_switcher_marks_the_active_breaks(demo_app, waits):
+    """The switcher shows which breaks are active (read from the sandbox world, so a scenario that
+    starts broken shows it too): ● active (choosing it repairs), ○ not active (choosing it
+    breaks); one entry per switch, not every break and every restore at once."""
+    app = demo_app("lb-target-unhealthy")  # UFW on k3s-worker-02 drops 31695 from the start
+    async with app.run_test() as pilot:
+        await waits.ready(app, pilot)
+        await waits.until(pilot, lambda: app.demo_active == {"ufw-drop"}, 10, "the active break read from the world")
+        titles = _palette_demo_titles(app)
+        assert len(titles) == sum(1 for d in DEMO_SWITCHES.values() if d.breaking)
+        stop_ingress = DEMO_SWITCHES["ufw-drop"].title
+        assert "Stop k3s-worker-02's ingress" in stop_ingress  # the issue's "stop a worker's ingress"
+        active = [t for t in titles if t.startswith("Demo: ● active")]
+        assert active == [f"Demo: ● active: {stop_ingress} · choose to repair ({DEMO_SWITCHES['ufw-allow'].title})"], titles
+        assert "Demo: ○ Overlay blocked" in titles
+        # break the overlay from the palette: it turns active
+        titles["Demo: ○ Overlay blocked"].callback()
+        await waits.settle(app, pilot)
+        await waits.until(pilot, lambda: app.demo_active == {"ufw-drop", "overlay-block"}, 10, "the overlay break marked")
+        assert any(t.startswith("Demo: ● active: Overlay blocked") for t in _palette_demo_titles(app))
+        # choosing an active break repairs it
+        titles[active[0]].callback()
+        await waits.settle(app, pilot)
+        await waits.until(pilot, lambda: app.demo_active == {"overlay-block"}, 10, "the ingress repaired")
+        assert 31695 not in app.sandbox.call(lambda: set(app.sandbox.dataplane.denied.get("k3s-worker-02", set())))
+        assert f"Demo: ○ {stop_ingress}" in _palette_demo_titles(app)
+
+
+async def test_blocking_the_overlay_on_hostnetwork_says_the_board_stays_green(demo_app, waits):
+    """Apps in the hostNetwork topology do not use the overlay: blocking it leaves the board green
+    on purpose; the notification says so plainly and points to the Doctor (with a link to it)."""
+    from support import engine_fixtures as ef
+
+    notes: list[Notify] = []
+    app = demo_app()
+    async with app.run_test(message_hook=lambda m: notes.append(m) if isinstance(m, Notify) else None) as pilot:
+        await waits.ready(app, pilot)
+        ef.install_kubernetes(app.sandbox, "hostnetwork")
+        app.demo_switch("overlay-block")
+        await waits.settle(app, pilot)
+        await waits.until(pilot, lambda: "overlay-block" in app.demo_active, 10, "the overlay break marked")
+        said = [n.notification for n in notes if n.notification.title.startswith("Demo: Overlay blocked")]
+        assert len(said) == 1 and said[0].severity == "warning", said
+        text = said[0].message
+        for words in ("The board stays green on purpose", "hostNetwork topology, which does not use the overlay", "The Doctor", "verdict", "press d on the board"):
+            assert words in text, text
+        assert "[@click=app.doctor]" in text and said[0].markup
+        # the link's action opens the Doctor
+        await app.run_action("doctor")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "DoctorScreen"
 
 
 def test_first_paint_happens_before_kubernetes_and_hcloud_are_imported(tmp_path):

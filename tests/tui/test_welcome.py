@@ -88,3 +88,17 @@ async def test_unreachable_cluster_is_explained(tmp_path, waits):
         text = waits.text(app)
         assert "refused the connection" in text and "pick another context" in text
         assert "cluster unreachable" in text
+        # outside demo mode nothing speaks of the sandbox's keyring
+        assert "sandbox" not in text and "in the OS keyring" in text
+
+
+async def test_demo_welcome_says_credentials_go_to_the_sandboxs_own_keyring(demo_app, waits):
+    """Before Credentials: the demo's secrets go to a keyring inside the sandbox, not the OS one,
+    said at 80x24 in the plan and in what was detected."""
+    app = demo_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await waits.ready(app, pilot)
+        text = waits.text(app)
+        assert "1. Store the Hetzner token and app secrets in the sandbox's own keyring." in text
+        assert "OS keyring." not in text.split("This platform")[0]
+        assert "Keyring      demo: the sandbox's own, in memory (not your OS keyring)" in text
