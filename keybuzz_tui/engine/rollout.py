@@ -417,14 +417,23 @@ def _is_updated(pod: dict[str, Any], ds: dict[str, Any], current_hash: str | Non
 
 
 REVISION_HASH = "controller-revision-hash"
-_HASH_CACHE: dict[tuple[str, str, str], str | None] = {}
+_HASH_CACHE: dict[tuple[str, str, str, str], str | None] = {}
 
 
 def current_revision_hash(ctx: Context, ds: dict[str, Any]) -> str | None:
-    """The hash of the DaemonSet's newest ControllerRevision (one LIST per template generation)."""
+    """The hash of the DaemonSet's newest ControllerRevision (one LIST per template generation).
+
+    Remembered only once the controller has observed the DaemonSet's generation: it writes the
+    ControllerRevision of a new template (or bumps the old one's number after a rollback) before
+    it reports observedGeneration, so until then the newest revision may still be the previous
+    template's, and remembering it would make the restored pods look outdated for the rest of the
+    rollout. The key holds the uid, so a DaemonSet deleted and created again starts afresh."""
     meta = _meta(ds)
-    key = (meta.get("namespace", ""), meta.get("name", ""), str((meta.get("annotations") or {}).get(TEMPLATE_GENERATION)))
-    if key in _HASH_CACHE:
+    key = (meta.get("namespace", ""), meta.get("name", ""), str(meta.get("uid", "")),
+           str((meta.get("annotations") or {}).get(TEMPLATE_GENERATION)))
+    observed = (ds.get("status") or {}).get("observedGeneration")
+    settled = observed is not None and int(observed) >= int(meta.get("generation") or 0)
+    if settled and key in _HASH_CACHE:
         return _HASH_CACHE[key]
     try:
         sel = ",".join(f"{k}={v}" for k, v in (((ds.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items())
@@ -434,7 +443,8 @@ def current_revision_hash(ctx: Context, ds: dict[str, Any]) -> str | None:
         value = (_meta(newest).get("labels") or {}).get(REVISION_HASH) if newest else None
     except Exception:  # no revision known (API error, no client): the generation alone decides
         return None
-    _HASH_CACHE[key] = value
+    if settled:
+        _HASH_CACHE[key] = value
     return value
 
 

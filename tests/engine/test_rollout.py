@@ -406,3 +406,40 @@ def test_a_pending_pod_with_no_event_says_so():
     node = {"metadata": {"name": "k3s-worker-01"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
     n = board._node_state("keybuzz-api", _ds(), "k3s-worker-01", node, [pod], {}, "keybuzz")
     assert (n.phase, n.reason) == ("Pending", "Pending") and "no event says why" in n.message
+
+
+def test_the_revision_hash_is_not_remembered_before_the_controller_observed_the_rollback(monkeypatch):
+    """Right after a rollback the template generation has moved on but the controller may not
+    have bumped the restored ControllerRevision yet: what the LIST says then must not be
+    remembered, or the restored pods would look outdated until the timeout (seen on loaded CI)."""
+    revisions = {"items": [
+        {"metadata": {"labels": {"controller-revision-hash": "aaa"}, "ownerReferences": [{"uid": "u1"}]}, "revision": 1},
+        {"metadata": {"labels": {"controller-revision-hash": "bbb"}, "ownerReferences": [{"uid": "u1"}]}, "revision": 2},
+    ]}
+    calls: list[str] = []
+
+    def fake_get(ctx, path, **params):
+        calls.append(path)
+        return revisions
+
+    monkeypatch.setattr(kubeio, "get", fake_get)
+    monkeypatch.setattr(rollout, "_HASH_CACHE", {})
+
+    def ds(generation: int, observed: int, uid: str = "u1") -> dict:
+        return {
+            "metadata": {"namespace": "keybuzz", "name": "keybuzz-api", "uid": uid, "generation": generation,
+                         "annotations": {rollout.TEMPLATE_GENERATION: str(generation)}},
+            "spec": {"selector": {"matchLabels": {"app": "keybuzz-api"}}},
+            "status": {"observedGeneration": observed},
+        }
+
+    # generation 3 (the undo) not observed yet: the newest revision is still the broken one
+    assert rollout.current_revision_hash(None, ds(3, 2)) == "bbb"
+    # the controller bumps revision 1 to 3 and observes the generation: the restored hash wins
+    revisions["items"][0]["revision"] = 3
+    assert rollout.current_revision_hash(None, ds(3, 3)) == "aaa"
+    n = len(calls)
+    assert rollout.current_revision_hash(None, ds(3, 3)) == "aaa" and len(calls) == n  # now remembered
+    # the same name and generation for a DaemonSet created again (another uid): read afresh
+    revisions["items"] = [{"metadata": {"labels": {"controller-revision-hash": "ccc"}, "ownerReferences": [{"uid": "u2"}]}, "revision": 1}]
+    assert rollout.current_revision_hash(None, ds(3, 3, uid="u2")) == "ccc"
