@@ -524,7 +524,9 @@ class _Reconciler:
             return
         name = f"{self.cfg.name}/{self.network.name}"
         if self.lb is None:
-            self._add(Change(LAYER, "unchanged", "LoadBalancerNetwork", name, note="attached when the LB is created"))
+            # not "unchanged": the attachment is new, it just comes with the LB's creation call
+            self._add(Change(LAYER, "create", "LoadBalancerNetwork", name, desired={"network": self.network.name},
+                             note="attached when the LB is created"))
             return
         attached = [pn.network.id for pn in (self.lb.private_net or [])]
         if self.network.id in attached:

@@ -88,6 +88,7 @@ def test_first_install_plans_creates_converges_and_replans_unchanged(factory, tm
     assert sorted(changes(p, "create")) == sorted([
         ("create", "Certificate", "keybuzz-platform"),
         ("create", "LoadBalancer", "keybuzz-lb"),
+        ("create", "LoadBalancerNetwork", "keybuzz-lb/keybuzz-net"),  # comes with the LB's creation
         ("create", "LoadBalancerService", "keybuzz-lb:443"),
         ("create", "LoadBalancerService", "keybuzz-lb:80"),
         ("create", "LoadBalancerTarget", "label_selector:role=worker"),
@@ -419,7 +420,7 @@ def test_a_read_only_token_plans_but_apply_changes_nothing(factory, tmp_path):
     journal = tmp_path / "j.jsonl"
     ctx, rec = engine_context(sb, journal)
     p = lb.plan(ctx)
-    assert len(changes(p, "create")) == 5
+    assert len(changes(p, "create")) == 6  # certificate, LB, its network, target, 2 services
     with pytest.raises(CloudError) as e:
         lb.apply(ctx, p)
     assert e.value.code == "token_readonly"

@@ -107,7 +107,7 @@ def lb_plan() -> Plan:
     for action, kind, name, note in [
         ("create", "Certificate", "keybuzz-platform", "managed certificate for the https service"),
         ("create", "LoadBalancer", "keybuzz-lb", "lb11 in fsn1, attached to keybuzz-net"),
-        ("unchanged", "LoadBalancerNetwork", "keybuzz-lb/keybuzz-net", "attached when the LB is created"),
+        ("create", "LoadBalancerNetwork", "keybuzz-lb/keybuzz-net", "attached when the LB is created"),
         ("create", "LoadBalancerTarget", "label_selector:role=worker", ""),
         ("create", "LoadBalancerService", "keybuzz-lb:80", "http 80 -> 31695"),
         ("create", "LoadBalancerService", "keybuzz-lb:443", "https 443 -> 31695"),
