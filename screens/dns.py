@@ -147,7 +147,8 @@ Keys: `a` apply (hetzner mode), `y` copy the zone-file lines, `v` verify again, 
         answers.border_title = "What DNS answers"
         yield answers
         yield Static("", id="dns-detail")
-        log = RichLog(id="dns-log", wrap=True, markup=False, max_lines=300)
+        # min_width: RichLog wraps at 78 columns by default even in a narrower pane (lines cut)
+        log = RichLog(id="dns-log", wrap=True, markup=False, max_lines=300, min_width=20)
         yield log
 
     def on_mount(self) -> None:

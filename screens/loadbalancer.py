@@ -146,7 +146,8 @@ left), `n` continue to DNS.
                 targets.border_title = "Target health per service"
                 yield targets
                 yield Static("", id="lb-cert")
-                log = RichLog(id="lb-log", wrap=True, markup=False, max_lines=500)
+                # min_width: RichLog wraps at 78 columns by default even in a narrower pane (lines cut)
+                log = RichLog(id="lb-log", wrap=True, markup=False, max_lines=500, min_width=20)
                 log.border_title = "Events"
                 yield log
 

@@ -30,7 +30,8 @@ from keybuzz_tui.redact import safe_error
 
 KIND_LABEL = {"hostPort": "hostPort", "nodePort": "NodePort", "ingressNodePort": "ingress NodePort", "lbListen": "LB listen"}
 STATUS_LABEL = {"ok": ("ok", "free"), "info": ("ok", "expected"), "conflict": ("conflict", "taken"), "invalid": ("invalid", "invalid")}
-COLUMNS = (("What", "what"), ("Port", "port"), ("Status", "status"), ("Suggestion", "suggestion"), ("Holder", "holder"), ("Kind", "kind"))
+# the holder (free text, often long) comes last, so the short columns are never pushed off-screen
+COLUMNS = (("What", "what"), ("Port", "port"), ("Kind", "kind"), ("Status", "status"), ("Suggestion", "suggestion"), ("Holder", "holder"))
 _PATH = re.compile(r"([a-z_]+)(?:\[(\d+)\])?")
 
 

@@ -218,7 +218,8 @@ the revisions and what changes), `n` continue to the load balancer once everythi
         grid: DataTable[Any] = DataTable(id="rollout-grid", cursor_type="none", zebra_stripes=False)
         grid.border_title = "Pods: worker × app"
         yield grid
-        log = RichLog(id="rollout-log", wrap=True, markup=False, highlight=False, max_lines=2000)
+        # min_width: RichLog wraps at 78 columns by default even in a narrower pane (lines cut)
+        log = RichLog(id="rollout-log", wrap=True, markup=False, highlight=False, max_lines=2000, min_width=20)
         log.border_title = "Events"
         yield log
 
