@@ -84,3 +84,25 @@ def test_review(snap_compare, demo_app, no_blink, waits, size):
         await _finish(app, pilot, waits)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("step", ["welcome", "credentials", "ports"])
+def test_light_theme(snap_compare, demo_app, no_blink, waits, step):
+    """The first steps in the light theme at 80x24: every status, mask and key still reads."""
+    app = demo_app("nodeport-taken" if step == "ports" else "healthy")
+
+    async def run_before(pilot):
+        await waits.ready(app, pilot)
+        app.theme = "textual-light"
+        app.detected = dataclasses.replace(app.detected, server="https://127.0.10.100:6443")
+        if step != "welcome":
+            app.goto(step)
+            await pilot.pause()
+            await waits.settle(app, pilot)
+        if step == "credentials":
+            await waits.until(pilot, lambda: getattr(app.screen, "token_result", None) is not None, 10, "the token check")
+        if step == "ports":
+            await waits.until(pilot, lambda: app.screen.checks, 10, "the scan")
+        await _finish(app, pilot, waits)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
