@@ -77,7 +77,8 @@ async def test_demo_flow_from_welcome_to_an_all_green_board_then_break_and_repai
         await waits.until(pilot, lambda: review.full is not None and not review.planning, 30, "the plan")
         counts = review.full.plan.counts()
         assert review.problems() == [] and not review.full.errors
-        assert counts["create"] == 15 and counts["unchanged"] == 1 and counts["update"] == counts["delete"] == 0, counts
+        # 10 Kubernetes objects; certificate, LB, its network attachment, target, 2 services
+        assert counts["create"] == 16 and counts["unchanged"] == 0 and counts["update"] == counts["delete"] == 0, counts
         assert sum(1 for c in review.full.plan.changes if c.layer == "kubernetes" and c.action == "create") == 10
         assert "ready to apply" in waits.text(app)
         await pilot.press("a")

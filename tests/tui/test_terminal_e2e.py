@@ -143,7 +143,7 @@ def test_demo_from_welcome_to_an_all_green_board(term: Terminal):
     term.send("C-n")  # Ports
     term.wait_text("8 ports checked, no conflict", timeout=90)
     term.send("C-n")  # Review
-    term.wait_text("ready to apply", "15 to create", timeout=90)
+    term.wait_text("ready to apply", "16 to create", timeout=90)
     term.send("a")
     term.wait_text("Apply the plan?", timeout=30)
     term.send("Enter")  # the highlighted choice: Apply
