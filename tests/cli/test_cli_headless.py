@@ -32,51 +32,15 @@ from support.cli_support import (
     assert_nowhere,
     db_canary,
     forget_profile,
-    hcloud_token_of,
     json_lines,
     new_profile,
     result_of,
-    secret_service_or_skip,
 )
 from support.engine_fixtures import install_keybuzz_directly
-from support.sandboxes import start
 
 pytestmark = pytest.mark.keyring
 
 WORKERS = [f"k3s-worker-0{i}" for i in range(1, 6)]
-
-
-@pytest.fixture(scope="module")
-def ring() -> Any:
-    return secret_service_or_skip()
-
-
-@pytest.fixture
-def world(tmp_path, ring):
-    """make(scenario, **sandbox kw) -> (CliRun, Sandbox); teardown: the leak checks, the sandbox
-    stopped, the profile's keyring entries deleted."""
-    made: list[tuple[CliRun, Any]] = []
-
-    def make(scenario: str = "healthy", **kw: Any) -> tuple[CliRun, Any]:
-        sb = start(tmp_path / "sb", scenario, **kw)
-        work = tmp_path / "work"
-        work.mkdir()
-        cli = CliRun(work, sb.state_dir, new_profile(), db_canary())
-        made.append((cli, sb))
-        r = cli.run("config", "init", "--config", str(cli.config), "--profile", cli.profile)
-        assert r.returncode == 0, r.stderr
-        return cli, sb
-
-    yield make
-    try:
-        for cli, sb in made:
-            token = hcloud_token_of(sb.state_dir)
-            assert_nowhere(cli.canary, cli.outputs(), [tmp_path])
-            assert_nowhere(token, cli.outputs(), [tmp_path], except_files=(sb.state_dir / "hcloud.env",))
-    finally:
-        for cli, sb in made:
-            sb.stop()
-            forget_profile(ring, cli.profile)
 
 
 def text(r: Any) -> str:
