@@ -133,9 +133,22 @@ def test_only_skip_and_unknown_ids(healthy):
         V.validate(make_ctx(sb), only={"k8s.podz"})
 
 
+def green_report(sb, attempts: int = 3) -> V.ValidationReport:
+    """A green report of the healthy world, for tests about what is done with one (rendering):
+    on a loaded 2-core machine one probe in a hundred may miss its timeout, which is the probes'
+    business (test_all_green_on_a_healthy_install), not the renderers'."""
+    bad: dict[str, str] = {}
+    for _ in range(attempts):
+        rep = V.validate(make_ctx(sb), http_timeout=HTTP_TIMEOUT)
+        bad = {r.check: r.detail for r in rep.results if r.status != "ok"}
+        if not bad:
+            return rep
+    raise AssertionError(f"no green report in {attempts} validations of the healthy world; the last: {bad}")
+
+
 def test_reports_render_json_junit_markdown(healthy):
     sb, _ = healthy
-    rep = V.validate(make_ctx(sb), http_timeout=HTTP_TIMEOUT)
+    rep = green_report(sb)
     data = json.loads(reportmod.to_json(rep))
     assert data["status"] == "ok" and len(data["checks"]) == len(rep.results)
     assert data["first_broken"][API_HOST]["k3s-worker-01"] is None
