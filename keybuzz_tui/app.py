@@ -447,8 +447,10 @@ class KeybuzzApp(App[int]):
             elif self._given_endpoints is not None:
                 endpoints = self._given_endpoints
             else:
+                from keybuzz_tui.engine.context import kubeconfig_path
+
                 endpoints = Endpoints(
-                    kubeconfig=self.config.cluster.kubeconfig,
+                    kubeconfig=kubeconfig_path(self.config),  # KUBECONFIG's list first, as the CLI
                     context=self.kube_context or self.config.cluster.context or None,
                     hcloud_endpoint=os.environ.get("HCLOUD_ENDPOINT") or None,
                     hcloud_token_env=os.environ.get("HCLOUD_TOKEN") or None,

@@ -157,7 +157,7 @@ def load_config(args: argparse.Namespace) -> Any:
 
 def make_context(args: argparse.Namespace, cfg: Any, sink: Any) -> Any:
     from .cancel import CancelToken
-    from .engine.context import Context, Endpoints
+    from .engine.context import Context, Endpoints, kubeconfig_path
     from .journal import Journal
     from .paths import journal_path
 
@@ -168,7 +168,7 @@ def make_context(args: argparse.Namespace, cfg: Any, sink: Any) -> Any:
     else:
         endpoints = Endpoints(
             # every file of KUBECONFIG's list, merged as kubectl does (engine.context.merged_kubeconfig)
-            kubeconfig=os.environ.get("KUBECONFIG", "").strip(os.pathsep) or cfg.cluster.kubeconfig,
+            kubeconfig=kubeconfig_path(cfg),
             context=cfg.cluster.context or None,
             hcloud_endpoint=os.environ.get("HCLOUD_ENDPOINT") or None,
         )

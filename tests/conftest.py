@@ -31,3 +31,9 @@ def _loopback_only(request: pytest.FixtureRequest, _children: netguard.ChildLog)
     violations = netguard.GUARD.take() + [f"in a child process: {v}" for v in _children.take()]
     if violations and not request.node.get_closest_marker("netguard_selftest"):
         pytest.fail("network rule broken (only 127.0.0.0/8 and ::1 are allowed):\n  " + "\n  ".join(violations))
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_kubeconfig(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's KUBECONFIG (a real cluster) never reaches a test: tests that want one set it."""
+    monkeypatch.delenv("KUBECONFIG", raising=False)

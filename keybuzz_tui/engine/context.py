@@ -162,6 +162,13 @@ class Context:
             self._kube = None
 
 
+def kubeconfig_path(config: Config) -> str:
+    """Which kubeconfig file(s) to use: KUBECONFIG when it is set (its whole list, merged by
+    merged_kubeconfig), else keybuzz.yaml's cluster.kubeconfig (default ~/.kube/config), as
+    kubectl prefers KUBECONFIG to its default file. The CLI and the wizard both ask here."""
+    return os.environ.get("KUBECONFIG", "").strip(os.pathsep) or config.cluster.kubeconfig
+
+
 def merged_kubeconfig(kubeconfig: str) -> Any:
     """One kubeconfig file, or several separated by os.pathsep (KUBECONFIG's list), merged the way
     kubectl merges them: files that do not exist are skipped, the first file that defines a

@@ -102,3 +102,26 @@ async def test_demo_welcome_says_credentials_go_to_the_sandboxs_own_keyring(demo
         assert "1. Store the Hetzner token and app secrets in the sandbox's own keyring." in text
         assert "OS keyring." not in text.split("This platform")[0]
         assert "Keyring      demo: the sandbox's own, in memory (not your OS keyring)" in text
+
+
+async def test_the_wizard_reads_kubeconfigs_list_as_the_cli_does(tmp_path, waits, monkeypatch):
+    """KUBECONFIG with several files (a missing one, then one that defines the context): the
+    wizard merges them as kubectl and the CLI do, before keybuzz.yaml's default file."""
+    import os
+
+    from support import sandboxes
+
+    from keybuzz_tui.config import Config
+
+    sb = sandboxes.start(tmp_path / "sb", "healthy")
+    try:
+        monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "missing.yaml"), str(sb.kubeconfig_path)]))
+        cfg = Config()
+        cfg.cluster.kubeconfig = str(tmp_path / "not-this-one.yaml")
+        app = KeybuzzApp(cfg, tmp_path / "keybuzz.yaml", credential_backend=SandboxKeyring(), credential_env={})
+        async with app.run_test(size=(100, 40)) as pilot:
+            await waits.ready(app, pilot)
+            assert not app.detected.error, app.detected.error
+            assert app.detected.server == sb.kube_url  # the second file's current context
+    finally:
+        sb.stop()
