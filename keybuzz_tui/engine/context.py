@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..cancel import CancelToken
+from ..cancel import Cancelled, CancelToken
 from ..config import Config
 from ..events import Event, EventSink, null_sink
 from ..journal import Journal
@@ -149,6 +149,7 @@ class Context:
         if self.endpoints.hcloud_endpoint:
             kw["api_endpoint"] = self.endpoints.hcloud_endpoint
         client = Client(tok, poll_interval=0.5, **kw)
+        _cancellable_backoff(client, self.cancel)
         if token is None:
             self._hcloud = client
         return client
@@ -160,6 +161,23 @@ class Context:
             except Exception:
                 pass
             self._kube = None
+
+
+def _cancellable_backoff(client: Any, cancel: CancelToken) -> None:
+    """hcloud retries a 429, a 502/503/504 or a timeout up to five times, sleeping 1, 2, 4, 8 and
+    16 s (jittered) with time.sleep, which no Ctrl-C at a safe point can shorten. Its backoff
+    function is wrapped so that the wait happens on the cancel token: a cancel ends it at once
+    (Cancelled, like any other safe point) and hcloud's own sleep is then 0."""
+    inner = getattr(getattr(client, "_client", None), "_retry_interval_func", None)
+    if not callable(inner):  # another hcloud release: keep its own behaviour
+        return
+
+    def interval(retries: int) -> float:
+        if cancel.wait(float(inner(retries))):
+            raise Cancelled(cancel.reason)
+        return 0.0
+
+    client._client._retry_interval_func = interval
 
 
 def kubeconfig_path(config: Config) -> str:

@@ -460,6 +460,42 @@ def test_rate_limiting_is_reported_with_the_reset_time(factory, tmp_path):
     assert "resumes where it stopped" in e.value.remediation
 
 
+def test_a_cancel_ends_hclouds_429_backoff_at_once(factory, monkeypatch):
+    """hcloud sleeps between its retries of a 429; a cancel (Ctrl-C, the wizard's Cancel) must not
+    wait that sleep out. Each backoff is made 30 s here: only a cancel-aware wait ends in time."""
+    import threading
+    import time
+
+    import hcloud._client
+
+    monkeypatch.setattr(hcloud._client, "exponential_backoff_function", lambda **kw: (lambda retries: 30.0))
+    sb = factory("hetzner-rate-limit")
+    ctx, _ = engine_context(sb, None)
+    ctx._hcloud = None  # the fixture's client has no backoff; build the real one (30 s, patched above)
+    outcome: list[BaseException | None] = []
+
+    def spend() -> None:
+        try:
+            while True:  # 40 requests per hour: a few plans spend the budget, then hcloud backs off
+                lb.plan(ctx)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            outcome.append(e)
+
+    t = threading.Thread(target=spend, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 60
+    while hcloudio.rate_limit_state(ctx.hcloud()).get("RateLimit-Remaining") != "0":
+        assert time.monotonic() < deadline and t.is_alive(), ("the rate limit was never reached", outcome)
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside hcloud's backoff now
+    started = time.monotonic()
+    ctx.cancel.cancel("operator pressed Ctrl-C")
+    t.join(10)
+    assert not t.is_alive(), "the 30 s backoff was waited out"
+    assert time.monotonic() - started < 10
+    assert outcome and isinstance(outcome[0], Cancelled), outcome
+
+
 def test_a_failed_managed_certificate_is_surfaced_with_its_error(factory, tmp_path):
     sb = factory("managed-certificate-failure")
     ctx, rec = engine_context(sb, tmp_path / "j.jsonl")
