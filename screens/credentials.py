@@ -10,7 +10,6 @@ the redaction registry (the engine registers each value the moment it is read or
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from keybuzz_tui.screens.widgets import StatusBadge, StepScreen, tone
@@ -72,16 +71,19 @@ def fields_for(config: Any) -> list[Field]:
 
 
 def read_contexts(path: str | None) -> tuple[list[str], str]:
-    """(context names, current-context) of a kubeconfig file; ([], "") when it cannot be read."""
-    import yaml
+    """(context names, current-context) of a kubeconfig, or of KUBECONFIG's list merged as kubectl
+    merges it; ([], "") when it cannot be read."""
+    from keybuzz_tui.engine.context import merged_kubeconfig
 
     if not path:
         return [], ""
     try:
-        data = yaml.safe_load(Path(path).expanduser().read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        data = merged_kubeconfig(path).config.value or {}
+    except Exception:  # missing files, bad YAML: the picker is empty, the connection says why
         return [], ""
-    names = [str(c.get("name")) for c in data.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
+    # the merger wraps each entry in a ConfigNode (its dict is .value)
+    entries = [getattr(c, "value", c) for c in data.get("contexts") or []]
+    names = [str(c.get("name")) for c in entries if isinstance(c, dict) and c.get("name")]
     return names, str(data.get("current-context") or "")
 
 

@@ -14,7 +14,7 @@ from ..cancel import Cancelled
 from ..events import Info, Warning_
 from ..redact import safe_error
 from . import kubeio
-from .context import Context
+from .context import Context, merged_kubeconfig
 from .plan import Plan
 
 
@@ -48,6 +48,17 @@ class FullPlan:
         return [c for c in self.port_checks if getattr(c, "failed", False)]
 
 
+def _current_context(ctx: Context) -> str:
+    """The name of the kubeconfig's current context (KUBECONFIG's list merged), so that Welcome
+    shows which cluster it is about to change rather than a placeholder."""
+    try:
+        merger = merged_kubeconfig(ctx.endpoints.kubeconfig or ctx.config.cluster.kubeconfig)
+        name = merger.config.value.get("current-context")
+    except Exception:  # the kubeconfig's own problem is reported by the connection attempt
+        name = None
+    return f"{name} (current context)" if name else "(current context)"
+
+
 class Platform:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -60,7 +71,7 @@ class Platform:
 
     def detect(self) -> Detected:
         ctx, d = self.ctx, Detected()
-        d.context = ctx.endpoints.context or "(current context)"
+        d.context = ctx.endpoints.context or _current_context(ctx)
         try:
             d.server = ctx.kube().configuration.host
             d.version = kubeio.get(ctx, "/version").get("gitVersion", "")

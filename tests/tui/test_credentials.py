@@ -189,3 +189,29 @@ def test_reveal_buttons_exist_per_field():
     fields = fields_for(Config())
     assert [f.name for f in fields] == ["app/keybuzz-api/DATABASE_URL", "app/keybuzz-api/JWT_SECRET", "app/keybuzz-api/API_ENCRYPTION_KEY", "app/keybuzz-front/SESSION_SECRET"]
     assert Button  # imported for the UI tests above
+
+
+def test_the_context_picker_reads_kubeconfigs_list(tmp_path):
+    """The picker offers every context of KUBECONFIG's files, merged as kubectl merges them (the
+    first file that sets current-context wins); unreadable files leave it empty, not broken."""
+    import os
+
+    import yaml
+    from keybuzz_tui.screens.credentials import read_contexts
+
+    def kubeconfig(name: str, ctx: str, current: str | None) -> str:
+        doc = {"apiVersion": "v1", "kind": "Config",
+               "clusters": [{"name": f"c-{ctx}", "cluster": {"server": "https://127.0.0.1:1"}}],
+               "users": [{"name": f"u-{ctx}", "user": {"token": "t"}}],
+               "contexts": [{"name": ctx, "context": {"cluster": f"c-{ctx}", "user": f"u-{ctx}"}}]}
+        if current:
+            doc["current-context"] = current
+        (tmp_path / name).write_text(yaml.safe_dump(doc))
+        return str(tmp_path / name)
+
+    a, b = kubeconfig("a", "one", None), kubeconfig("b", "two", "two")
+    assert read_contexts(os.pathsep.join([str(tmp_path / "missing"), a, b])) == (["one", "two"], "two")
+    assert read_contexts(a) == (["one"], "")
+    assert read_contexts(str(tmp_path / "missing")) == ([], "")
+    (tmp_path / "bad").write_text("contexts: [unclosed")
+    assert read_contexts(str(tmp_path / "bad")) == ([], "")

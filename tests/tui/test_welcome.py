@@ -123,5 +123,7 @@ async def test_the_wizard_reads_kubeconfigs_list_as_the_cli_does(tmp_path, waits
             await waits.ready(app, pilot)
             assert not app.detected.error, app.detected.error
             assert app.detected.server == sb.kube_url  # the second file's current context
+            assert app.detected.context == "keybuzz-sandbox (current context)"
+            assert "keybuzz-sandbox (current context)" in waits.text(app)
     finally:
         sb.stop()
