@@ -38,6 +38,7 @@ from keybuzz_tui.screens.board_widgets import (
     plain,
     status_text,
     step_back,
+    when_world_ready,
 )
 from keybuzz_tui.screens.bridge import EngineEvent
 from keybuzz_tui.screens.widgets import StepScreen
@@ -317,23 +318,13 @@ matrix, `esc` back.
 
     def _when_ready(self, fn: Callable[[], None]) -> None:
         """Start once the wizard shell has connected to the platform (board-only start)."""
-        app: Any = self.app
-        if getattr(app, "world", "ready") == "ready" and getattr(app, "endpoints", True) is not None:
-            fn()
-            return
-        self.state = "waiting"
-        self._render_head()
 
-        def changed(value: str) -> None:
-            if value == "ready" and self.state == "waiting":
-                self.state = "idle"
-                fn()
-            elif value == "error":
-                self.state = "stopped"
-                self.error = str(getattr(app, "world_error", "") or "cannot connect to the platform")
-                self._render_head()
+        def failed() -> None:
+            self.state = "stopped"
+            self.error = str(getattr(self.app, "world_error", "") or "cannot connect to the platform")
+            self._render_head()
 
-        self.watch(app, "world", changed, init=False)
+        when_world_ready(self, fn, on_error=failed, endpoints_default=True)
 
     def start(self) -> None:
         if self.state == "live":

@@ -61,6 +61,29 @@ def status_text(app: Any, status: str, label: str | None = None, *, symbol: str 
     return out
 
 
+def when_world_ready(screen: Any, fn: Callable[[], None], *, on_error: Callable[[], None] | None = None,
+                     endpoints_default: Any = None) -> None:
+    """Run `fn` now if the wizard shell has connected to the platform, else once it has: the
+    screen's `state` says "waiting" meanwhile (and `_render_head` shows it). `on_error` runs if
+    the connection fails instead. A host without `endpoints` counts as connected only when
+    `endpoints_default` is not None (the board alone has no wizard shell)."""
+    app: Any = screen.app
+    if getattr(app, "world", "ready") == "ready" and getattr(app, "endpoints", endpoints_default) is not None:
+        fn()
+        return
+    screen.state = "waiting"
+    screen._render_head()
+
+    def changed(value: str) -> None:
+        if value == "ready" and screen.state == "waiting":
+            screen.state = "idle"
+            fn()
+        elif value == "error" and on_error is not None:
+            on_error()
+
+    screen.watch(app, "world", changed, init=False)
+
+
 def plain(text: Any, style: str | Style = "") -> Text:
     """A cell that is never parsed as markup (pod names, messages, hostnames)."""
     return Text(str(text), style=style, no_wrap=True, overflow="ellipsis")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from keybuzz_tui.screens.board_widgets import Tones, plain, status_text
+from keybuzz_tui.screens.board_widgets import Tones, plain, status_text, when_world_ready
 from keybuzz_tui.screens.bridge import EngineEvent
 from keybuzz_tui.screens.widgets import StepScreen
 from rich.style import Style
@@ -391,19 +391,7 @@ words, with the evidence and what to do.
             self._show_check(self._selected)
 
     def _when_ready(self, fn: Any) -> None:
-        app: Any = self.app
-        if getattr(app, "world", "ready") == "ready" and getattr(app, "endpoints", None) is not None:
-            fn()
-            return
-        self.state = "waiting"
-        self._render_head()
-
-        def changed(value: str) -> None:
-            if value == "ready" and self.state == "waiting":
-                self.state = "idle"
-                fn()
-
-        self.watch(app, "world", changed, init=False)
+        when_world_ready(self, fn)
 
     # --- the checks table ------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from keybuzz_tui.screens.board_widgets import MarkdownConfirm, Tones, plain, status_text
+from keybuzz_tui.screens.board_widgets import MarkdownConfirm, Tones, plain, status_text, when_world_ready
 from keybuzz_tui.screens.bridge import EngineEvent
 from keybuzz_tui.screens.doctor import _bring_back, close_flow, go_step, open_board, open_doctor
 from keybuzz_tui.screens.widgets import ConfirmModal, StepScreen
@@ -398,19 +398,7 @@ flow as the install.
         self._render_result()
 
     def _when_ready(self, fn: Any) -> None:
-        app: Any = self.app
-        if getattr(app, "world", "ready") == "ready" and getattr(app, "endpoints", None) is not None:
-            fn()
-            return
-        self.state = "waiting"
-        self._render_head()
-
-        def changed(value: str) -> None:
-            if value == "ready" and self.state == "waiting":
-                self.state = "idle"
-                fn()
-
-        self.watch(app, "world", changed, init=False)
+        when_world_ready(self, fn)
 
     def _table_width(self, table: DataTable[Any]) -> int:
         width = table.size.width or (self.app.size.width * 3 // 5 if self.has_class("-wide") else self.app.size.width)
