@@ -111,3 +111,26 @@ def screen_text(app: KeybuzzApp) -> str:
     console.print(update)
     return console.export_text()
 
+
+@pytest.fixture
+def outage(tmp_path: Path):
+    """The outage world (classic install behind a blocked overlay), its pods up: for the Doctor
+    and Recovery screens."""
+    from support import engine_fixtures as ef
+
+    sb = sandboxes.start(tmp_path / "sb", "outage")
+    try:
+        ef.wait_pods_ready(sb, 2)
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture
+def healthy(tmp_path: Path):
+    """A fresh healthy world, nothing installed."""
+    sb = sandboxes.start(tmp_path / "sb", "healthy")
+    try:
+        yield sb
+    finally:
+        sb.stop()

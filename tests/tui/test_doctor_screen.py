@@ -19,7 +19,6 @@ from keybuzz_tui.screens.doctor import DoctorOffer, DoctorScreen, FixModal
 from keybuzz_tui.screens.recovery import RecoveryScreen
 from kubernetes import client
 from support import engine_fixtures as ef
-from support import sandboxes
 from textual.notifications import Notify
 from textual.widgets import Button, DataTable, Static
 
@@ -65,25 +64,6 @@ async def finished(scr: DoctorScreen, pilot: Any, waits: Any, runs: int = 1) -> 
     await pilot.pause()
     await pilot.pause()
     return scr.report
-
-
-@pytest.fixture
-def outage(tmp_path: Path):
-    sb = sandboxes.start(tmp_path / "sb", "outage")
-    try:
-        ef.wait_pods_ready(sb, 2)
-        yield sb
-    finally:
-        sb.stop()
-
-
-@pytest.fixture
-def healthy(tmp_path: Path):
-    sb = sandboxes.start(tmp_path / "sb", "healthy")
-    try:
-        yield sb
-    finally:
-        sb.stop()
 
 
 # --- the outage ----------------------------------------------------------------------------------

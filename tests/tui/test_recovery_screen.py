@@ -21,7 +21,6 @@ from keybuzz_tui.screens.board_widgets import MarkdownConfirm, StepHost
 from keybuzz_tui.screens.recovery import DestroyConfirm, RecoveryScreen
 from keybuzz_tui.screens.widgets import ConfirmModal
 from support import engine_fixtures as ef
-from support import sandboxes
 from textual.notifications import Notify
 from textual.widgets import Button, DataTable, Static
 
@@ -79,25 +78,6 @@ def plan_refs(scr: RecoveryScreen) -> dict[str, str]:
         row = table.get_row(key)
         out[row[2].plain] = row[1].plain
     return out
-
-
-@pytest.fixture
-def outage(tmp_path: Path):
-    sb = sandboxes.start(tmp_path / "sb", "outage")
-    try:
-        ef.wait_pods_ready(sb, 2)
-        yield sb
-    finally:
-        sb.stop()
-
-
-@pytest.fixture
-def healthy(tmp_path: Path):
-    sb = sandboxes.start(tmp_path / "sb", "healthy")
-    try:
-        yield sb
-    finally:
-        sb.stop()
 
 
 # --- the outage ----------------------------------------------------------------------------------
