@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from support import sandboxes
+from support.rendering import steady
+from textual.worker import WorkerCancelled
 
 from keybuzz_tui.app import KeybuzzApp
 
@@ -71,7 +73,12 @@ async def settle(app: KeybuzzApp, pilot: Any, timeout: float = 20.0) -> None:
     """Wait for every worker (engine calls) to finish, then for the messages they posted."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        await app.workers.wait_for_complete()
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:
+            # a newer check replaced it (exclusive workers): wait for that one on the next turn
+            await pilot.pause(0.05)
+            continue
         await pilot.pause(0.05)
         if not any(w.is_running for w in app.workers):
             await pilot.pause(0.05)
@@ -93,6 +100,7 @@ def waits() -> Any:
     class W:
         until = staticmethod(wait_until)
         settle = staticmethod(settle)
+        steady = staticmethod(steady)
         ready = staticmethod(ready)
         text = staticmethod(screen_text)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support.rendering import steady
 
 from keybuzz_tui.app import KeybuzzApp
 from keybuzz_tui.config import Config
@@ -131,9 +132,7 @@ def wizard() -> KeybuzzApp:
 
 async def settle(app: KeybuzzApp, pilot: Any) -> None:
     app.clear_notifications()
-    await pilot.pause()
-    await pilot.pause()
-    await pilot.pause()
+    await steady(app, pilot)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -19,8 +19,7 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48"
 async def _finish(app, pilot, waits):
     await waits.settle(app, pilot)
     app.clear_notifications()
-    await pilot.pause()
-    await pilot.pause()
+    await waits.steady(app, pilot)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support.rendering import steady
 
 from keybuzz_tui import events as ev
 from keybuzz_tui.app import KeybuzzApp
@@ -42,8 +43,7 @@ async def show(app: KeybuzzApp, pilot: Any, step: str, screen: Any) -> Any:
 
 async def settle(app: KeybuzzApp, pilot: Any) -> None:
     app.clear_notifications()
-    await pilot.pause()
-    await pilot.pause()
+    await steady(app, pilot)
 
 
 # --- 5. rollout: port-taken, k3s-worker-03 in CrashLoopBackOff ------------------------------------
