@@ -106,7 +106,7 @@ class KubeProxy:
             if peer and str(peer[0]).startswith("127."):
                 src = str(peer[0])
         if ep.ip in topo.node_by_ip:
-            self._spawn(pipe(transport, ep.ip, ep.port, src_ip=src, connect_timeout=self.plane.network.real_timeout(5.0), track=self.plane.track))
+            self._spawn(pipe(transport, ep.ip, ep.port, src_ip=src, connect_timeout=self._syn_give_up(), track=self.plane.track))
             return
         r = topo.reach(node, ep.ip, ep.port)
         if r.kind == "timeout":
@@ -116,9 +116,15 @@ class KubeProxy:
             transport.abort()
             return
         if r.ip in topo.node_by_ip:
-            self._spawn(pipe(transport, r.ip, r.port, src_ip=src, connect_timeout=self.plane.network.real_timeout(5.0), track=self.plane.track))
+            self._spawn(pipe(transport, r.ip, r.port, src_ip=src, connect_timeout=self._syn_give_up(), track=self.plane.track))
             return
         self.hand_over(transport, r.target)
+
+    def _syn_give_up(self) -> float:
+        """How long the forwarded connect may take. DNAT has no timeout of its own: the client's SYN
+        waits as long as the kernel retries it. A shorter one (it was 5 s scaled, 0.5 s real in the
+        tests) reset healthy connections whenever a loaded machine kept the event loop busy."""
+        return max(self.plane.network.real_timeout(SYN_GIVE_UP), 5.0)
 
     def hand_over(self, transport: asyncio.Transport, t: AppTarget) -> None:
         """Give the accepted connection to the server running in the pod (TLS first for 443)."""
