@@ -226,6 +226,7 @@ matrix, `esc` back.
     def on_mount(self) -> None:
         checks = self.query_one("#board-checks", DataTable)
         self._check_columns(checks)
+        self.watch(checks, "virtual_size", self._failure_in_view, init=False)
         self._wide_labels = self.app.size.width >= self.WIDE
         matrix = self.query_one("#board-matrix", DataTable)
         matrix.border_subtitle = self._legend()
@@ -601,6 +602,16 @@ matrix, `esc` back.
             self.query_one("#board-detail", Static).update(
                 status_text(self.app, "ok", f"All {len(self.checks)} checks pass. Select a check or a hop to read its evidence.")
             )
+
+    def _failure_in_view(self, _size: Any) -> None:
+        """Scroll the followed failure into view again once the table knows its height.
+
+        DataTable scrolls a moved cursor after the next refresh, but computes its height on idle;
+        on a busy machine the scroll came first, was clamped to the old height, and the first
+        failure stayed below the fold at 80x24."""
+        table = self.query_one("#board-checks", DataTable)
+        if not self._user_moved and self._selected is not None and table.row_count:
+            table.move_cursor(row=table.cursor_row, animate=False)
 
     @on(DataTable.RowHighlighted, "#board-checks")
     def _check_highlighted(self, event: DataTable.RowHighlighted) -> None:

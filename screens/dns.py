@@ -22,7 +22,7 @@ from keybuzz_tui.screens.board_widgets import (
     step_next,
 )
 from keybuzz_tui.screens.bridge import EngineEvent
-from keybuzz_tui.screens.widgets import StepScreen
+from keybuzz_tui.screens.widgets import EventLog, StepScreen
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -147,8 +147,7 @@ Keys: `a` apply (hetzner mode), `y` copy the zone-file lines, `v` verify again, 
         answers.border_title = "What DNS answers"
         yield answers
         yield Static("", id="dns-detail")
-        # min_width: RichLog wraps at 78 columns by default even in a narrower pane (lines cut)
-        log = RichLog(id="dns-log", wrap=True, markup=False, max_lines=300, min_width=20)
+        log = EventLog(id="dns-log", max_lines=300)
         yield log
 
     def on_mount(self) -> None:

@@ -28,7 +28,7 @@ from keybuzz_tui.screens.board_widgets import (
     text_bar,
 )
 from keybuzz_tui.screens.bridge import EngineEvent
-from keybuzz_tui.screens.widgets import StepScreen
+from keybuzz_tui.screens.widgets import EventLog, StepScreen
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -146,8 +146,7 @@ left), `n` continue to DNS.
                 targets.border_title = "Target health per service"
                 yield targets
                 yield Static("", id="lb-cert")
-                # min_width: RichLog wraps at 78 columns by default even in a narrower pane (lines cut)
-                log = RichLog(id="lb-log", wrap=True, markup=False, max_lines=500, min_width=20)
+                log = EventLog(id="lb-log", max_lines=500)
                 log.border_title = "Events"
                 yield log
 

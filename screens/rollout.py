@@ -34,7 +34,7 @@ from keybuzz_tui.screens.board_widgets import (
     step_next,
 )
 from keybuzz_tui.screens.bridge import EngineEvent
-from keybuzz_tui.screens.widgets import StepScreen
+from keybuzz_tui.screens.widgets import EventLog, StepScreen
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -218,8 +218,7 @@ the revisions and what changes), `n` continue to the load balancer once everythi
         grid: DataTable[Any] = DataTable(id="rollout-grid", cursor_type="none", zebra_stripes=False)
         grid.border_title = "Pods: worker × app"
         yield grid
-        # min_width: RichLog wraps at 78 columns by default even in a narrower pane (lines cut)
-        log = RichLog(id="rollout-log", wrap=True, markup=False, highlight=False, max_lines=2000, min_width=20)
+        log = EventLog(id="rollout-log", max_lines=2000)
         log.border_title = "Events"
         yield log
 

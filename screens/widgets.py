@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.events import Resize
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header, RichLog, Static
 
 if TYPE_CHECKING:
     from keybuzz_tui.app import KeybuzzApp
@@ -161,6 +161,25 @@ class StatusBadge(Static):
 # --- theme colours for content -------------------------------------------------------------
 
 _TONE_VAR = {"ok": "text-success", "fail": "text-error", "warn": "text-warning", "running": "text-primary", "info": "text-primary"}
+
+
+class EventLog(RichLog):
+    """A step's event log: wraps, plain text, and follows the newest line.
+
+    It is anchored (Textual keeps an anchored widget at its bottom at every layout) instead of
+    relying on RichLog's auto_scroll: that scroll runs after the next refresh with the height known
+    then, and on a busy machine it could land one layout early and stay there, so the operator did
+    not see the latest event; and it pulled an operator who had scrolled up to read an earlier
+    event back to the bottom at every new line. Scrolling up releases the anchor; scrolling back to
+    the bottom (End) takes it again.
+    """
+
+    def __init__(self, *, id: str, max_lines: int) -> None:
+        # min_width: RichLog wraps at 78 columns by default even in a narrower pane (lines cut)
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, max_lines=max_lines, min_width=20, auto_scroll=False)
+
+    def on_mount(self) -> None:
+        self.anchor()
 
 
 class Tones:
