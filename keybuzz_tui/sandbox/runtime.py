@@ -43,6 +43,23 @@ T = TypeVar("T")
 CLUSTER_NAME = "keybuzz-sandbox"
 
 
+
+def _forget_route_handlers() -> None:
+    """Drop aiohttp's memo of route handlers with their middlewares.
+
+    aiohttp keeps each (handler, apps) pair it has served in a module-level lru_cache of 1024
+    entries. Our handlers are bound methods of the world, so a stopped world (every test, every
+    scenario switch of the demo) stayed in memory until 1024 newer pairs pushed it out. Clearing
+    it costs the worlds still running one rebuild per route on their next request. The memo is
+    aiohttp's private name: if a release renames it, nothing breaks here (only the leak returns,
+    and tests/sandbox/test_world_memory.py says so).
+    """
+    from aiohttp import web_app
+
+    clear = getattr(getattr(web_app, "_cached_build_middleware", None), "cache_clear", None)
+    if callable(clear):
+        clear()
+
 class SandboxError(RuntimeError):
     pass
 
@@ -318,6 +335,7 @@ class Sandbox:
         self._runners.clear()
         if self.cluster is not None:
             await self.cluster.stop()
+        _forget_route_handlers()
 
     def stop(self) -> None:
         if self.loop is not None and self._thread is not None and self._thread.is_alive():

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-
 from keybuzz_tui.screens.widgets import EventLog
+from textual.app import App, ComposeResult
 
 
 class LogApp(App[None]):
