@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import signal
 import socket
@@ -253,7 +254,9 @@ def test_image_pull_failure_names_image_pull_backoff_and_the_pull_error(world):
     assert "ImagePullBackOff" in out, out[-4000:]
     assert 'Failed to pull image "ghcr.io/keybuzz/api:1.4.2"' in out and "not found" in out
     assert "apps[].image" in out  # the remediation
-    assert "keybuzz-api: ImagePullBackOff on k3s-worker-01" in r.stderr
+    # the kubelet alternates ErrImagePull (a pull just failed) and ImagePullBackOff (waiting to retry):
+    # the verdict names the state the timeout caught, whichever of the two (a loaded machine shifts it)
+    assert re.search(r"keybuzz-api: (ImagePullBackOff|ErrImagePull) on k3s-worker-01", r.stderr), r.stderr
     # one diagnosis per app and cause, not one per worker
     assert sum(1 for ln in r.stdout.splitlines() if ln.startswith("  ! keybuzz-api on ")) == 1
     assert load_balancers(sb) == []  # stopped at the rollout
