@@ -294,18 +294,35 @@ def acquire_lock(ctx: Any, args: argparse.Namespace) -> Any:
 # --- the rollout's verdict -----------------------------------------------------------------------
 
 
+# the kubelet alternates these two for one cause (a pull failed, then a wait before the next try):
+# workers caught at different moments of the same failure are one diagnosis, not two
+_ONE_CAUSE = {"ErrImagePull": "image pull", "ImagePullBackOff": "image pull"}
+
+
+def _cause(n: Any) -> str:
+    reason = n.reason or n.phase
+    return _ONE_CAUSE.get(reason, reason)
+
+
+def _reasons(nodes: list[Any]) -> str:
+    """The states the grouped nodes were caught in, each once: `ErrImagePull/ImagePullBackOff`."""
+    return "/".join(dict.fromkeys(sorted(n.reason or n.phase for n in nodes)))
+
+
 def rollout_diagnosis(res: Any) -> list[Warning_]:
     """What is stuck, grouped: one warning per app and cause, naming the nodes, with the last log
     line and the remediation (instead of the same cause repeated for every worker)."""
     groups: dict[tuple[str, str, str], list[Any]] = {}
     for app, n in res.stuck():
-        groups.setdefault((app, n.reason or n.phase, n.remediation), []).append(n)
+        groups.setdefault((app, _cause(n), n.remediation), []).append(n)
     out = []
-    for (app, reason, remediation), nodes in groups.items():
+    for (app, _c, remediation), nodes in groups.items():
         first = nodes[0]
         where = ", ".join(n.node for n in nodes)
+        phase = "/".join(dict.fromkeys(sorted(n.phase for n in nodes)))
+        reason = _reasons(nodes)
         why = first.message or reason
-        text = f"{app} on {where}: {first.phase}" + (f" — {reason}: {why}" if why and why != first.phase else "")
+        text = f"{app} on {where}: {phase}" + (f" — {reason}: {why}" if why and why != phase else "")
         if first.last_log and first.last_log not in text:
             text += f"; last log line: {first.last_log}"
         out.append(Warning_(step="rollout", message=text, remediation=remediation))
@@ -314,10 +331,10 @@ def rollout_diagnosis(res: Any) -> list[Warning_]:
 
 def rollout_brief(res: Any) -> str:
     """`keybuzz-api: CrashLoopBackOff on k3s-worker-03` — what is stuck, per app and cause."""
-    groups: dict[tuple[str, str], list[str]] = {}
+    groups: dict[tuple[str, str], list[Any]] = {}
     for app, n in res.stuck():
-        groups.setdefault((app, n.reason or n.phase), []).append(n.node)
-    return "; ".join(f"{app}: {why} on {', '.join(nodes)}" for (app, why), nodes in groups.items()) or _short(res.message)
+        groups.setdefault((app, _cause(n)), []).append(n)
+    return "; ".join(f"{app}: {_reasons(nodes)} on {', '.join(n.node for n in nodes)}" for (app, _c), nodes in groups.items()) or _short(res.message)
 
 
 def _short(text: str) -> str:

@@ -255,8 +255,8 @@ def test_image_pull_failure_names_image_pull_backoff_and_the_pull_error(world):
     assert 'Failed to pull image "ghcr.io/keybuzz/api:1.4.2"' in out and "not found" in out
     assert "apps[].image" in out  # the remediation
     # the kubelet alternates ErrImagePull (a pull just failed) and ImagePullBackOff (waiting to retry):
-    # the verdict names the state the timeout caught, whichever of the two (a loaded machine shifts it)
-    assert re.search(r"keybuzz-api: (ImagePullBackOff|ErrImagePull) on k3s-worker-01", r.stderr), r.stderr
+    # the verdict names the states the timeout caught, as one cause
+    assert re.search(r"keybuzz-api: (ErrImagePull/ImagePullBackOff|ImagePullBackOff|ErrImagePull) on k3s-worker-01", r.stderr), r.stderr
     # one diagnosis per app and cause, not one per worker
     assert sum(1 for ln in r.stdout.splitlines() if ln.startswith("  ! keybuzz-api on ")) == 1
     assert load_balancers(sb) == []  # stopped at the rollout

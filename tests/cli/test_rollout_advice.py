@@ -24,3 +24,27 @@ def test_names_the_command_per_app_and_says_when_there_is_nothing_to_roll_back_t
     assert "wizard" not in text
     first = rollback_advice({"keybuzz-api": None, "keybuzz-front": None})
     assert "go back" not in first and "keybuzz-api, keybuzz-front: nothing to roll back to" in first
+
+
+def test_workers_caught_in_errimagepull_and_imagepullbackoff_are_one_diagnosis():
+    """The kubelet alternates the two for one failed pull: workers caught at different moments are
+    one cause (one warning, one brief group), and the states are named as seen."""
+    from keybuzz_tui.apply_flow import rollout_brief, rollout_diagnosis
+    from keybuzz_tui.engine.rollout import AppRollout, NodeRollout, RolloutResult
+
+    fix = "Check apps[].image for keybuzz-api in keybuzz.yaml (registry, name, tag)."
+    pull = 'Failed to pull image "ghcr.io/keybuzz/api:1.4.2": not found'
+    nodes = {
+        f"k3s-worker-0{i}": NodeRollout(f"k3s-worker-0{i}", pod=f"p{i}", phase=r, reason=r, message=pull, remediation=fix)
+        for i, r in enumerate(["ErrImagePull", "ImagePullBackOff", "ImagePullBackOff"], start=1)
+    }
+    crash = NodeRollout("k3s-worker-04", pod="p4", phase="CrashLoopBackOff", reason="CrashLoopBackOff", message="exit code 1", remediation="read the log")
+    res = RolloutResult("timeout", {"keybuzz-api": AppRollout("keybuzz-api", nodes={**nodes, "k3s-worker-04": crash})}, 4.0, "")
+    warnings = rollout_diagnosis(res)
+    assert len(warnings) == 2, [w.message for w in warnings]
+    assert warnings[0].message.startswith("keybuzz-api on k3s-worker-01, k3s-worker-02, k3s-worker-03: ErrImagePull/ImagePullBackOff")
+    assert pull in warnings[0].message and warnings[0].remediation == fix
+    assert warnings[1].message.startswith("keybuzz-api on k3s-worker-04: CrashLoopBackOff")
+    assert rollout_brief(res) == (
+        "keybuzz-api: ErrImagePull/ImagePullBackOff on k3s-worker-01, k3s-worker-02, k3s-worker-03; keybuzz-api: CrashLoopBackOff on k3s-worker-04"
+    )
