@@ -192,7 +192,7 @@ async def test_cancel_leaves_no_probe_pod(healthy, tmp_path, waits, monkeypatch)
             assert probe_pods(healthy) and scr.running
             await pilot.press("c")
             assert scr.state in ("cancelling", "cancelled")  # the run returns at once; its cleanup runs first
-            assert any("deletes its probe pods" in n.message for n in notes)
+            await waits.until(pilot, lambda: any("deletes its probe pods" in n.message for n in notes), 10, "the cancel notice")
         finally:
             release.set()
         rep = await finished(scr, pilot, waits)
@@ -202,8 +202,8 @@ async def test_cancel_leaves_no_probe_pod(healthy, tmp_path, waits, monkeypatch)
         await waits.until(pilot, lambda: not any(t.name.startswith("keybuzz-validate") and t.is_alive() for t in threading.enumerate()),
                           30, "the doctor's check threads to end")
         assert probe_pods(healthy) == []
-        said = [n.message for n in notes if n.title == "Doctor" and "cancelled" in n.message]
-        assert said and "probe pod(s) in kube-system were deleted" in said[-1] and "Nothing is left behind" in said[-1]
+        said = await waits.until(pilot, lambda: [n.message for n in notes if n.title == "Doctor" and "cancelled" in n.message], 10, "the cancel report")
+        assert "probe pod(s) in kube-system were deleted" in said[-1] and "Nothing is left behind" in said[-1]
         assert "Cancelled" in str(scr.query_one("#doctor-head").render())
     events = [json.loads(line)["event"] for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
     assert events.count("doctor-probe-created") == events.count("doctor-probe-deleted") >= 1
@@ -221,8 +221,9 @@ async def test_welcome_offers_the_doctor_when_the_quick_validation_fails(demo_ap
         await waits.until(pilot, lambda: not offer.has_class("hidden"), 60, "the Doctor offer")
         assert offer.failing and "https.platform" in offer.failing
         assert str(offer.label).startswith("Doctor: why ") and str(offer.label).endswith(" checks fail")
-        said = [n for n in notes if n.title == "The platform is not healthy"]
-        assert said and "The Doctor finds the cause" in said[0].message
+        # the offer's notice reaches the app after the offer shows (the app dispatches it on its next turn)
+        said = await waits.until(pilot, lambda: [n for n in notes if n.title == "The platform is not healthy"], 10, "the notice")
+        assert "The Doctor finds the cause" in said[0].message
         assert not app.screen.query_one("#revalidate").has_class("hidden")  # the re-validate path stays
         await waits.until(pilot, lambda: "Doctor: why" in waits.text(app), 10, "the offer on screen, next to the re-validate path")
         await pilot.click("#doctor-offer")

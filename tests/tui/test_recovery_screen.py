@@ -153,7 +153,7 @@ async def test_declining_the_second_confirmation_changes_nothing(outage, tmp_pat
         await waits.until(pilot, lambda: app.screen is scr, 5, "back on the screen")
         await pilot.pause()
         assert scr.state == "ready" and scr.result is None
-        assert any("destructive changes were declined" in n.message for n in notes)
+        await waits.until(pilot, lambda: any("destructive changes were declined" in n.message for n in notes), 10, "the declined notice")
         # and with escape too
         await pilot.press("a", "y")
         await waits.until(pilot, lambda: isinstance(app.screen, DestroyConfirm), 5, "the second confirmation")
@@ -194,8 +194,8 @@ async def test_a_held_lock_is_shown_with_its_holder_and_the_repair_is_refused(he
             await pilot.press("a")
             await pilot.pause()
             assert app.screen is scr, "no confirmation: the repair is refused at once"
-            refused = [n for n in notes if n.title == "Repair refused"]
-            assert refused and "alice on laptop (pid 4242)" in refused[-1].message
+            refused = await waits.until(pilot, lambda: [n for n in notes if n.title == "Repair refused"], 10, "the refusal")
+            assert "alice on laptop (pid 4242)" in refused[-1].message
             # the lock taken after the comparison: the engine refuses it too, and says who holds it
             scr.lock = None
             await pilot.press("a")
@@ -279,7 +279,7 @@ async def test_a_cancelled_repair_stops_at_a_safe_point_and_resume_finishes_it(o
         await pilot.press("c")
         # "cancelling" until the repair reaches its next safe point; on a fast cancel it may already be there
         assert scr.state in ("cancelling", "failed"), scr.state
-        assert any("next safe point" in n.message and "the next repair finishes it" in n.message for n in notes)
+        await waits.until(pilot, lambda: any("next safe point" in n.message and "the next repair finishes it" in n.message for n in notes), 10, "the cancel notice")
         await waits.until(pilot, lambda: scr.result is not None, 60, "the repair to stop")
         assert scr.result.status == "cancelled" and scr.result.deleted == []  # the classic install still serves
         assert "the next repair (Resume) finishes it" in text(scr, "#recovery-result")

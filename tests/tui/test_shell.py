@@ -197,7 +197,7 @@ async def test_palette_theme_journal_and_report(demo_app, waits, tmp_path):
         assert app.current_theme.dark is not dark
         app.action_show_journal()
         await pilot.pause()
-        assert any(str(app.journal_path) in n.notification.message for n in notes)
+        await waits.until(pilot, lambda: any(str(app.journal_path) in n.notification.message for n in notes), 10, "the journal notice")
         app.goto("ports")
         await waits.settle(app, pilot)
         app.action_export_report()
@@ -388,6 +388,8 @@ async def test_blocking_the_overlay_on_hostnetwork_says_the_board_stays_green(de
         app.demo_switch("overlay-block")
         await waits.settle(app, pilot)
         await waits.until(pilot, lambda: "overlay-block" in app.demo_active, 10, "the overlay break marked")
+        said = await waits.until(pilot, lambda: [n.notification for n in notes if n.notification.title.startswith("Demo: Overlay blocked")], 10, "the notice")
+        await pilot.pause()
         said = [n.notification for n in notes if n.notification.title.startswith("Demo: Overlay blocked")]
         assert len(said) == 1 and said[0].severity == "warning", said
         text = said[0].message
