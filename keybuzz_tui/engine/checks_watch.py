@@ -16,7 +16,11 @@ board in a fraction of a second even while a network refresh hangs. Each result 
 from are) and a result is published (as a CheckResult/HopResult event or in a report) only if it is
 at least as recent as what was published before: a network refresh that started before a watch
 event never overwrites the Kubernetes results computed after it. When it had to keep something
-back, a Kubernetes refresh follows at once that combines the newest of everything.
+back, a Kubernetes refresh follows at once that combines the newest of everything. A refresh
+whose matrix (trace) cannot be published because the one shown is newer on one side publishes no
+verdict either: the Kubernetes refresh that follows judges its checks again, on its network
+observations (carried, no new probe) and the newest Kubernetes objects, and publishes them with
+the matrix. Otherwise a newer NodePort verdict would stand next to an older matrix until then.
 
 A refresh publishes its verdicts (CheckResult and HopResult events) together with its report, not
 as each check finishes: the checks and the worker x hop matrix shown at any moment then come from
@@ -456,6 +460,7 @@ class Watcher:
         self.watching = False
         self.refresh_now = refresh  # set by the caller ("refresh now" on the board): a full refresh at once
         self._force_kube = False  # a Kubernetes refresh must follow (something stale was kept back)
+        self._rejudge_net = False  # ... and it judges the network checks too (a refresh's verdicts were held back)
         self._net_now = False  # the fast lane saw a change: the full network refresh, now
         self._net_thread: threading.Thread | None = None
         self._net_error: BaseException | None = None
@@ -497,22 +502,39 @@ class Watcher:
             return cur is None or stamp.net >= cur.net
         return stamp.kube_covers(cur)
 
+    def _trace_behind(self, trigger: str, stamp: Stamp) -> bool:
+        """Under _lock: this refresh's matrix could not be published (the one shown is newer on one
+        side), and a Kubernetes refresh that joins the newest of both sides is now due. A watch-fed
+        refresh asks for one only when its objects are newer (else the next would be the same)."""
+        if stamp.covers(self.trace_stamp):
+            return False
+        if trigger != "kube" or (self.trace_stamp is not None and stamp.seq > self.trace_stamp.seq):
+            self._force_kube = True
+            return True
+        return False
+
     def _publish(self, rctx: _RefreshContext, trigger: str, stamp: Stamp, records: dict[str, CheckRecord],
-                 traces: dict[str, dict[str, list[Hop]]] | None) -> None:
+                 traces: dict[str, dict[str, list[Hop]]] | None, behind: bool = False) -> None:
         """Under _lock: adopt what is fresh of one refresh (its records, its traces) and emit the
-        verdict events of what was adopted, together, just before its report."""
+        verdict events of what was adopted, together, just before its report. `behind`: its matrix
+        is older than the one shown on one side and a Kubernetes refresh follows: its verdicts wait
+        for that one (see the module docstring), which judges the network checks again."""
+        took = False
+        if traces is not None:
+            if stamp.covers(self.trace_stamp):
+                self.traces, self.trace_stamp, took = traces, stamp, True
+            else:
+                behind = self._trace_behind(trigger, stamp) or behind
+        if behind and self.want_trace:
+            if any(self.source.get(cid) == "net" for cid in records):
+                self._rejudge_net = True
+            return
         adopted: set[str] = set()
         for cid, rec in records.items():
             if self._fresh_record(cid, stamp):
                 self.records[cid] = rec
                 self.stamps[cid] = stamp
                 adopted.add(cid)
-        took = False
-        if traces is not None:
-            if stamp.covers(self.trace_stamp):
-                self.traces, self.trace_stamp, took = traces, stamp, True
-            elif trigger != "kube" or (self.trace_stamp is not None and stamp.seq > self.trace_stamp.seq):
-                self._force_kube = True  # a Kubernetes refresh joins the newest of both sides
         for e in rctx.held():
             if (isinstance(e, CheckResult) and e.check in adopted) or (isinstance(e, HopResult) and took):
                 self.ctx.emit(e)
@@ -547,7 +569,9 @@ class Watcher:
                 state.override_probes(seen, lambda a: not _answered(a))
                 ran = [c for c in self.checks if c.source == "net"]
             else:
-                ran = [c for c in self.checks if c.source == "kube"]
+                with self._lock:
+                    rejudge, self._rejudge_net = self._rejudge_net, False
+                ran = [c for c in self.checks if c.source == "kube" or (rejudge and c.source == "net")]
         else:
             with self._lock:
                 self._gens += 1
@@ -566,11 +590,11 @@ class Watcher:
                 previous = dict(self.records)
             records, cancelled = run_checks(rctx, ran, state, skipped=self.skipped, previous=previous)  # type: ignore[arg-type]
             traces: dict[str, dict[str, list[Hop]]] | None = None
+            behind = False
             if self.want_trace and not cancelled:
                 with self._lock:
                     wanted = stamp.covers(self.trace_stamp)
-                    if not wanted and (trigger != "kube" or (self.trace_stamp is not None and stamp.seq > self.trace_stamp.seq)):
-                        self._force_kube = True
+                    behind = not wanted and self._trace_behind(trigger, stamp)
                 if wanted:
                     try:
                         traces = traces_for(rctx, state)  # type: ignore[arg-type]
@@ -580,7 +604,7 @@ class Watcher:
             with self._lock:
                 if self._stopped:
                     return
-                self._publish(rctx, trigger, stamp, records, traces)
+                self._publish(rctx, trigger, stamp, records, traces, behind)
                 if trigger != "kube" and not cancelled:
                     if stamp.net >= self.net_gen:  # never an older network side over a newer one
                         old, self.net_state, self.net_gen = self.net_state, state, stamp.net

@@ -276,6 +276,64 @@ def test_matrix_and_checks_agree_in_every_report_through_a_ufw_drop_and_back(wor
     assert not [e for k, e in seq[start:] if k == "event" and isinstance(e, CheckResult) and e.status in ("running", "pending")]
 
 
+def test_a_refresh_whose_matrix_is_older_than_the_one_shown_holds_its_verdicts_until_the_kube_refresh(world, slow_net, monkeypatch):
+    """A timed refresh whose watch snapshot predates the matrix on screen cannot publish its own
+    matrix; publishing its NodePort verdict alone would put a failing node.nodeport next to a green
+    matrix. It publishes no verdict; the Kubernetes refresh that follows judges the network checks
+    again on its observations (no new probe) and publishes them with their matrix."""
+    from keybuzz_tui.engine import checks_state
+
+    sb = world
+    started, release = slow_net
+    reports: list[V.ValidationReport] = []
+    ctx = Context(Config(), Endpoints.from_sandbox(sb.state_dir))
+    w = checks_watch.Watcher(ctx, 1.0, reports.append, only=None, skip=(), http_timeout=3.0, debounce=0.05, watch_timeout=5,
+                             fast_interval=None)
+    net: threading.Thread | None = None
+    try:
+        w._run("full")
+        assert reports[-1].status == "ok" and reports[-1].traces
+        sb.call(sb.dataplane.set_firewall, UFW_NODE, NODEPORT, True)
+        net = threading.Thread(target=w._run, args=("net",), daemon=True)
+        net.start()  # its watch snapshot is taken now; the slow check holds it before it publishes
+        assert started.wait(20), "the timed refresh never started"
+        w.informer._mark()  # a watch event: the Kubernetes refresh's matrix is newer on the watch side
+        w._run("kube")
+        shown = reports[-1]
+        assert shown.trigger == "kube" and status(shown, "node.nodeport") == "ok" and shown.traces
+        release.set()
+        net.join(30)
+        held = reports[-1]
+        assert held.trigger == "net" and held.traces == shown.traces  # its own matrix is behind the one shown
+        assert not agreement_problems(held), agreement_problems(held)
+        assert status(held, "node.nodeport") == "ok", "the held refresh published its NodePort verdict without its matrix"
+        assert w._force_kube and w._rejudge_net
+        dials: list[tuple[str, int]] = []
+        real = checks_state.http_get
+        monkeypatch.setattr(checks_state, "http_get", lambda ip, port, *a, **kw: dials.append((ip, port)) or real(ip, port, *a, **kw))
+        w._take_force()
+        w._run("kube")
+        joined = reports[-1]
+        assert joined.trigger == "kube" and "node.nodeport" in joined.rerun and SLOW in joined.rerun
+        assert status(joined, "node.nodeport") == "fail" and UFW_NODE in joined.result("node.nodeport").detail
+        assert not agreement_problems(joined), agreement_problems(joined)
+        assert all(V.first_broken(rows[UFW_NODE]).hop == "nodeport" for rows in joined.traces.values())
+        assert dials == [] and joined.api_requests == 0  # the held observations, judged again: nothing new asked
+        assert not w._rejudge_net
+    finally:
+        release.set()
+        sb.call(sb.dataplane.set_firewall, UFW_NODE, NODEPORT, False)
+        ctx.cancel.cancel()
+        if net is not None:
+            net.join(5)
+        w.informer.stop()
+        with w._lock:
+            w._stopped = True
+            if w.net_state is not None:
+                w.net_state.close()
+        ctx.close()
+
+
 def test_the_trace_after_the_checks_dials_nothing(world):
     """The matrix is the checks' own observations judged per worker: tracing after the checks
     makes no new probe (in particular no request through the LB, which would reach whichever
