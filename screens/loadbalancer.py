@@ -29,6 +29,7 @@ from keybuzz_tui.screens.board_widgets import (
 )
 from keybuzz_tui.screens.bridge import EngineEvent
 from keybuzz_tui.screens.widgets import EventLog, StepScreen
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -109,6 +110,8 @@ left), `n` continue to DNS.
         self.cert: tuple[str, str, str] | None = None  # (status, label, detail)
         self._actions: dict[str, tuple[str, int, str]] = {}  # key -> (status, progress, error)
         self._ports: list[int] = []
+        self._port_labels: dict[int, str] = {}
+        self._target_layout: tuple[Any, ...] = ()  # what the target table was last built for
         self.log_lines: list[str] = []  # what the event log shows, unwrapped
         self._log_entries: list[tuple[str, str, str]] = []  # (symbol, text, tone): repainted on a theme switch
         self._cert_args: tuple[str, str, str, str, str] | None = None
@@ -156,12 +159,9 @@ left), `n` continue to DNS.
         actions.add_column("Hetzner action", key="what", width=40)
         actions.add_column("Progress", key="progress", width=19)
         actions.add_column("Status", key="status", width=10)
-        targets = self.query_one("#lb-targets", DataTable)
-        targets.add_column("Target", key="target", width=15)
         self._ports = [s.listen_port for s in cfg.services]
-        for s in cfg.services:
-            targets.add_column(f":{s.listen_port} {s.protocol}", key=str(s.listen_port), width=12)
-        targets.add_column("Detail", key="detail")
+        self._port_labels = {s.listen_port: f":{s.listen_port} {s.protocol}" for s in cfg.services}
+        self._build_targets()
         cert = cfg.certificate
         if cert.type == "none":
             self._set_cert("skip", "no certificate configured", "")
@@ -238,6 +238,7 @@ left), `n` continue to DNS.
         super().on_resize(event)
         if self.plan is not None:
             self.call_after_refresh(self._fill_plan)
+        self.call_after_refresh(self._build_targets)
 
     @on(DataTable.RowSelected, "#lb-plan")
     def _plan_row(self, event: DataTable.RowSelected) -> None:
@@ -391,25 +392,66 @@ left), `n` continue to DNS.
         table = self.query_one("#lb-targets", DataTable)
         if e.listen_port not in self._ports:
             self._ports.append(e.listen_port)
-            table.add_column(f":{e.listen_port}", key=str(e.listen_port), width=12)
-        row_keys = {str(k.value) for k in table.rows}
-        if e.target not in row_keys:
-            table.add_row(plain(e.target), *[status_text(self.app, "pending", "…", symbol="") for _ in self._ports], plain(""), key=e.target)
-            table.remove_class("-empty")
+        new_row = e.target not in self.target_detail
         key = (e.target, e.listen_port)
-        if self.targets.get(key) != e.status:
-            self.targets[key] = e.status
-            tone, word = HEALTH.get(e.status, ("unknown", e.status))
-            table.update_cell(e.target, str(e.listen_port), status_text(self.app, tone, word))
+        changed = self.targets.get(key) != e.status
+        self.targets[key] = e.status
         detail = str(getattr(e, "detail", "") or "")
         if e.status == "unhealthy" and not detail:
             detail = "health check fails"
         if e.status != "unhealthy" and not any(v == "unhealthy" for (t, _), v in self.targets.items() if t == e.target):
             detail = ""
-        if self.target_detail.get(e.target, "") != detail:
-            self.target_detail[e.target] = detail
-            table.update_cell(e.target, "detail", plain(detail, Tones.of(self.app)["fail"] if detail else ""))
+        detail_changed = self.target_detail.get(e.target) != detail
+        self.target_detail[e.target] = detail
+        if self._build_targets():
+            self.call_after_refresh(self._build_targets)  # shown now: its own width (and scrollbar) known after a refresh
+        else:
+            if changed and not new_row:
+                table.update_cell(e.target, str(e.listen_port), self._health_cell(e.target, e.listen_port))
+            if detail_changed:
+                table.update_cell(e.target, "detail", self._detail_cell(e.target))
         self._render_state()
+
+    def _health_cell(self, target: str, port: int) -> Text:
+        status = self.targets.get((target, port))
+        if status is None:
+            return status_text(self.app, "pending", "…", symbol="")
+        tone, word = HEALTH.get(status, ("unknown", status))
+        return status_text(self.app, tone, word)
+
+    def _detail_cell(self, target: str) -> Text:
+        detail = self.target_detail.get(target, "")
+        return plain(detail, Tones.of(self.app)["fail"] if detail else "")
+
+    def _build_targets(self, force: bool = False) -> bool:
+        """(Re)build the target table when its rows, columns or width changed; True if it did.
+        Detail takes the width the other columns leave: an auto-sized column keeps the width of the
+        first value it held (an empty one), which cut why a target fails to "timeo…"; too wide, the
+        table would scroll sideways. The full reason is in the event log."""
+        table = self.query_one("#lb-targets", DataTable)
+        rows = list(self.target_detail)
+        if table.display and table.size.width:
+            inner = table.scrollable_content_region.width  # a vertical scrollbar, when there is one, is taken off
+        else:
+            inner = self.query_one("#lb-right").size.width - 2  # hidden until the first target: its border off
+        pad = 2 * table.cell_padding
+        target_w = max([len("Target"), *(cell_len(r) for r in rows)])
+        port_w = max([len("✗ unhealthy"), *(cell_len(self._port_labels.get(p, f":{p}")) for p in self._ports)])
+        detail_w = max(len("Detail"), inner - (target_w + pad) - len(self._ports) * (port_w + pad) - pad)
+        layout = (tuple(rows), tuple(self._ports), target_w, port_w, detail_w)
+        if layout == self._target_layout and not force:
+            return False
+        self._target_layout = layout
+        with self.app.batch_update():
+            table.clear(columns=True)
+            table.add_column("Target", key="target", width=target_w)
+            for port in self._ports:
+                table.add_column(self._port_labels.get(port, f":{port}"), key=str(port), width=port_w)
+            table.add_column("Detail", key="detail", width=detail_w)
+            for target in rows:
+                table.add_row(plain(target), *[self._health_cell(target, p) for p in self._ports], self._detail_cell(target), key=target)
+            table.set_class(not rows, "-empty")
+        return True
 
     def _show_lb_status(self, st: Any) -> None:
         certs = list(getattr(st, "certificates", []) or [])
@@ -454,12 +496,7 @@ left), `n` continue to DNS.
                 tone = {"success": "ok", "error": "fail"}.get(status, "running")
                 word = {"success": "done", "error": "failed"}.get(status, "running")
                 actions.update_cell(key, "status", status_text(self.app, tone, word))
-            targets = self.query_one("#lb-targets", DataTable)
-            for (target, port), status in self.targets.items():
-                tone, word = HEALTH.get(status, ("unknown", status))
-                targets.update_cell(target, str(port), status_text(self.app, tone, word))
-            for target, detail in self.target_detail.items():
-                targets.update_cell(target, "detail", plain(detail, Tones.of(self.app)["fail"] if detail else ""))
+            self._build_targets(force=True)
             if self._cert_args is not None:
                 tone, label, error, name, kind = self._cert_args
                 self._set_cert(tone, label, error, name=name, kind=kind)
