@@ -370,7 +370,8 @@ def authoritative_servers(ctx: Context, timeout: float = DNS_TIMEOUT) -> list[tu
 
 
 def _ask_authoritative(servers: list[tuple[str, int]], host: str, rtype: str, timeout: float) -> tuple[list[str] | None, str]:
-    """(values, error): values [] for NXDOMAIN/NODATA, None when no server answered."""
+    """(values, error): values [] for NXDOMAIN/NODATA, None when no server answered (the error
+    then says what each server did: one silent nameserver of three is not the same outage as all)."""
     import dns.exception
     import dns.flags
     import dns.message
@@ -378,7 +379,7 @@ def _ask_authoritative(servers: list[tuple[str, int]], host: str, rtype: str, ti
     import dns.rcode
     import dns.rdatatype
 
-    last = "no authoritative server known"
+    failures: list[str] = []
     for ip, port in servers:
         q = dns.message.make_query(host, rtype)
         q.flags &= ~dns.flags.RD
@@ -387,18 +388,18 @@ def _ask_authoritative(servers: list[tuple[str, int]], host: str, rtype: str, ti
             if resp.flags & dns.flags.TC:
                 resp = dns.query.tcp(q, ip, port=port, timeout=timeout)
         except (dns.exception.DNSException, OSError) as e:
-            last = f"{ip}:{port}: {type(e).__name__}: {e}"
+            failures.append(f"{ip}:{port}: {type(e).__name__}: {e}")
             continue
         rcode = resp.rcode()
         if rcode == dns.rcode.NXDOMAIN:
             return [], ""
         if rcode != dns.rcode.NOERROR:
-            last = f"{ip}:{port} answered {dns.rcode.to_text(rcode)}"
+            failures.append(f"{ip}:{port} answered {dns.rcode.to_text(rcode)}")
             continue
         want = dns.rdatatype.from_text(rtype)
         values = sorted({r.to_text() for rrset in resp.answer if rrset.rdtype == want for r in rrset})
         return values, ""
-    return None, last
+    return None, "; ".join(failures) or "no authoritative server known"
 
 
 def _ask_resolver(server: tuple[str, int] | None, host: str, rtype: str, timeout: float) -> tuple[list[str] | None, str]:

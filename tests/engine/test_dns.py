@@ -213,3 +213,38 @@ def test_without_a_known_server_the_zones_nameservers_are_resolved_through_the_r
     ctx2, _ = engine_context(world, None, cfg)
     ctx2.endpoints.resolver = None  # dns.resolver from keybuzz.yaml is used instead
     assert dns._system_resolver(ctx2)[0] == tuple(world.dns.address)
+
+
+def test_the_nameservers_hetzner_assigned_to_the_zone_are_found_through_the_resolver(world):
+    """The production path once the names resolve: the nameservers Hetzner assigned to the zone
+    (the zone's NS records for the validation board) are looked up through the resolver, and
+    their addresses (port 53) become the servers asked. The sandbox resolver is made to serve
+    hetzner.com for the test; nothing listens on those addresses, so the answer is an error that
+    names the server, never a silent fallback."""
+    from hcloud.zones import ZoneRecord
+
+    from keybuzz_tui.engine.checks_state import ValidationState
+
+    hc = world.hcloud_client(poll_interval=0.02)
+    hc._client._session.trust_env = False
+    zone = None
+    try:
+        zone = hc.zones.create(name="hetzner.com", mode="primary", ttl=300, rrsets=[]).zone
+        for name, ip in (("hydrogen.ns", "127.77.0.1"), ("oxygen.ns", "127.77.0.2")):
+            hc.zones.create_rrset(zone, name=name, type="A", records=[ZoneRecord(value=ip)]).action.wait_until_finished(max_retries=2000)
+        ctx, _ = engine_context(world, None)
+        ctx.endpoints.dns_server = None
+        assert dns.authoritative_servers(ctx, timeout=0.5) == [("127.77.0.1", 53), ("127.77.0.2", 53)]
+        answers = dns.check(ctx, lb_ips(world), timeout=0.3)
+        assert {a.verdict for a in answers} == {"error"}
+        assert all("127.77.0.1:53" in a.detail and "127.77.0.2:53" in a.detail for a in answers), [a.detail for a in answers]  # each server tried
+        state = ValidationState(ctx, http_timeout=1.0)
+        try:
+            server, how = state.authoritative_server()
+            assert server == ("127.77.0.1", 53) and how == "hydrogen.ns.hetzner.com (NS of keybuzz.io)", (server, how)
+        finally:
+            state.close()
+    finally:
+        if zone is not None:
+            hc.zones.delete(zone)
+        hc._client._session.close()
