@@ -74,6 +74,15 @@ def close_flow(app: Any) -> None:
         app.pop_screen()
 
 
+def leave_for_step(app: Any, which: str) -> None:
+    """ctrl+n / ctrl+b from the flow: close it and move the wizard to its next or previous step
+    (`which`: "next" or "prev", the app's action_next_step / action_prev_step)."""
+    fn = getattr(app, f"action_{which}_step", None)
+    if callable(fn):
+        close_flow(app)
+        fn()
+
+
 def _bring_back(app: Any, cls: type) -> bool:
     """An instance of `cls` lower in the stack: pop back to it (it keeps its state)."""
     if isinstance(app.screen, cls):
@@ -589,11 +598,7 @@ words, with the evidence and what to do.
         if self.running:
             self.notify("The doctor is running: c cancels it first.", title="Doctor", severity="warning")
             return
-        app: Any = self.app
-        fn = getattr(app, f"action_{which}_step", None)
-        if callable(fn):
-            close_flow(app)
-            fn()
+        leave_for_step(self.app, which)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys that cannot act now are hidden (False) or greyed (None)."""

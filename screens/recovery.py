@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from keybuzz_tui.screens.board_widgets import MarkdownConfirm, Tones, plain, status_text, when_world_ready
 from keybuzz_tui.screens.bridge import EngineEvent
-from keybuzz_tui.screens.doctor import _bring_back, close_flow, go_step, open_board, open_doctor
+from keybuzz_tui.screens.doctor import _bring_back, go_step, leave_for_step, open_board, open_doctor
 from keybuzz_tui.screens.widgets import ConfirmModal, StepScreen
 from rich.style import Style
 from rich.text import Text
@@ -1158,11 +1158,7 @@ flow as the install.
         if self.busy:
             self.notify("A repair is running: wait for it, or c stops it first.", title="Recovery", severity="warning")
             return
-        app: Any = self.app
-        fn = getattr(app, f"action_{which}_step", None)
-        if callable(fn):
-            close_flow(app)
-            fn()
+        leave_for_step(self.app, which)
 
     # --- rollback ---------------------------------------------------------------------------------
 

@@ -356,3 +356,44 @@ async def test_a_cause_shows_its_fix_first_and_the_recheck_second(waits):
         await pilot.pause()
         body = app.screen.query_one("#fix-body").source
         assert body.index("**What to do:**") < body.index("**Then re-check:**") < body.index("**Why:**"), body
+
+
+async def test_ctrl_n_leaves_the_flow_for_the_next_wizard_step_but_not_while_the_doctor_runs(demo_app, waits, monkeypatch):
+    """The wizard's ctrl+n / ctrl+b work from the Doctor and Recovery too: the flow closes and
+    the wizard moves on; while the doctor runs (probe pods out) it refuses and says how to stop."""
+    created, release = threading.Event(), threading.Event()
+    write = Journal.write
+
+    def holding_write(self: Journal, event: str, **fields: Any) -> None:
+        write(self, event, **fields)
+        if event == "doctor-probe-created" and not created.is_set():
+            created.set()
+            release.wait(30)
+
+    monkeypatch.setattr(Journal, "write", holding_write)
+    notes: list[Any] = []
+    app = demo_app()
+    async with app.run_test(size=(120, 36), message_hook=collect(notes)) as pilot:
+        await waits.ready(app, pilot)
+        await pilot.press("ctrl+n")
+        await waits.until(pilot, lambda: app.current_step == "credentials", 10, "the credentials step")
+        app.action_doctor()
+        await pilot.pause()
+        scr = app.screen
+        assert isinstance(scr, DoctorScreen)
+        try:
+            await waits.until(pilot, created.is_set, 30, "a probe pod")
+            await pilot.press("ctrl+n")
+            await waits.until(pilot, lambda: any("c cancels it first" in n.message for n in notes), 10, "the refusal")
+            assert app.screen is scr and app.current_step == "credentials"
+        finally:
+            release.set()
+        await finished(scr, pilot, waits)
+        await pilot.press("ctrl+n")
+        await waits.until(pilot, lambda: app.current_step == "ports", 10, "the next step")
+        assert not isinstance(app.screen, DoctorScreen) and getattr(app.screen, "STEP", None) == "ports"
+        app.push_screen(RecoveryScreen())
+        await waits.until(pilot, lambda: isinstance(app.screen, RecoveryScreen), 10, "Recovery")
+        await pilot.press("ctrl+b")
+        await waits.until(pilot, lambda: app.current_step == "credentials", 10, "the previous step")
+        assert not isinstance(app.screen, RecoveryScreen)
