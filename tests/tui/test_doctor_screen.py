@@ -59,6 +59,23 @@ def detail(scr: DoctorScreen, check: str) -> str:
     return str(scr.query_one("#doctor-detail", Static).render())
 
 
+@pytest.fixture
+def held_probe(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """(created, release): the doctor's worker is held right after its first probe pod is
+    created (journaled) until `release`, so a test acts while the probe pods are out."""
+    created, release = threading.Event(), threading.Event()
+    write = Journal.write
+
+    def holding_write(self: Journal, event: str, **fields: Any) -> None:
+        write(self, event, **fields)
+        if event == "doctor-probe-created" and not created.is_set():
+            created.set()
+            release.wait(30)
+
+    monkeypatch.setattr(Journal, "write", holding_write)
+    return created, release
+
+
 async def finished(scr: DoctorScreen, pilot: Any, waits: Any, runs: int = 1) -> Any:
     await waits.until(pilot, lambda: scr.runs >= runs and scr.report is not None and not scr.running, 90, "the doctor's report")
     await pilot.pause()
@@ -170,19 +187,9 @@ async def test_a_check_skipped_by_name_is_reported_as_skipped_on_purpose(healthy
     assert probe_pods(healthy) == []
 
 
-async def test_cancel_leaves_no_probe_pod(healthy, tmp_path, waits, monkeypatch):
-    # hold the doctor's worker right after its first probe pod is created, so the operator's
-    # cancel lands mid-probe however fast or slow the machine is
-    created, release = threading.Event(), threading.Event()
-    write = Journal.write
-
-    def holding_write(self: Journal, event: str, **fields: Any) -> None:
-        write(self, event, **fields)
-        if event == "doctor-probe-created" and not created.is_set():
-            created.set()
-            release.wait(30)
-
-    monkeypatch.setattr(Journal, "write", holding_write)
+async def test_cancel_leaves_no_probe_pod(healthy, tmp_path, waits, held_probe):
+    # the operator's cancel lands mid-probe however fast or slow the machine is
+    created, release = held_probe
     notes: list[Any] = []
     app = host(healthy, tmp_path, lambda: DoctorScreen())
     async with app.run_test(size=(80, 24), message_hook=collect(notes)) as pilot:
@@ -358,19 +365,10 @@ async def test_a_cause_shows_its_fix_first_and_the_recheck_second(waits):
         assert body.index("**What to do:**") < body.index("**Then re-check:**") < body.index("**Why:**"), body
 
 
-async def test_ctrl_n_leaves_the_flow_for_the_next_wizard_step_but_not_while_the_doctor_runs(demo_app, waits, monkeypatch):
+async def test_ctrl_n_leaves_the_flow_for_the_next_wizard_step_but_not_while_the_doctor_runs(demo_app, waits, held_probe):
     """The wizard's ctrl+n / ctrl+b work from the Doctor and Recovery too: the flow closes and
     the wizard moves on; while the doctor runs (probe pods out) it refuses and says how to stop."""
-    created, release = threading.Event(), threading.Event()
-    write = Journal.write
-
-    def holding_write(self: Journal, event: str, **fields: Any) -> None:
-        write(self, event, **fields)
-        if event == "doctor-probe-created" and not created.is_set():
-            created.set()
-            release.wait(30)
-
-    monkeypatch.setattr(Journal, "write", holding_write)
+    created, release = held_probe
     notes: list[Any] = []
     app = demo_app()
     async with app.run_test(size=(120, 36), message_hook=collect(notes)) as pilot:

@@ -93,9 +93,13 @@ async def test_plan_then_apply_then_targets_converge(world, waits, tmp_path):
 
 
 async def test_unhealthy_target_shows_k3s_worker_02_red(world, waits, tmp_path):
+    """k3s-worker-02 red with the reason, the warning with the fix. The Detail column takes the
+    room the other columns leave at every size: the reason reads whole on a 100-column terminal
+    (it was cut to the width of the column's first, empty value), and a narrower pane cuts it
+    with an ellipsis instead of making the table scroll sideways."""
     sb, cfg, ep = world("lb-target-unhealthy")
     app = lb_host(cfg, ep, tmp_path)
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:
         scr = app.screen
         await waits.until(pilot, lambda: scr.status == "planned", 30, "the plan")
         await pilot.press("a")
@@ -109,6 +113,14 @@ async def test_unhealthy_target_shows_k3s_worker_02_red(world, waits, tmp_path):
         await waits.until(pilot, lambda: any("k3s-worker-02" in line and "unhealthy" in line for line in scr.log_lines), 10, "the warning")
         assert any("ufw" in line.lower() for line in scr.log_lines)
         assert "unhealthy" in str(scr.query_one("#lb-state").render())
+        table = scr.query_one("#lb-targets", DataTable)
+        detail = scr.target_detail["k3s-worker-02"]
+        await waits.until(pilot, lambda: detail in waits.text(app), 10, f"{detail!r} whole on screen")
+        for size in ((80, 24), (160, 40), (60, 30)):
+            await pilot.resize_terminal(*size)
+            await waits.steady(app, pilot)
+            assert table.virtual_size.width <= table.scrollable_content_region.width, (size, table.virtual_size, table.scrollable_content_region)
+            assert text_of(scr, "#lb-targets", "k3s-worker-02", "detail") == detail, size  # the cell keeps it whole; the screen cuts it
         await pilot.press("c")  # stop watching: the health never converges here
         await waits.until(pilot, lambda: scr.status == "cancelled", 15, "the cancel")
 
@@ -140,28 +152,3 @@ async def test_selecting_a_plan_row_logs_its_whole_diff(world, waits, tmp_path):
         refs = [f"{c.action} {c.kind} {c.name}" for c in scr.changes]
         await waits.until(pilot, lambda: any(line.startswith("· ") and any(r in line for r in refs) for line in scr.log_lines), 10, "the change in the log")
 
-
-async def test_the_reason_a_target_fails_is_shown_whole_and_the_table_never_scrolls_sideways(world, waits, tmp_path):
-    """The Detail column takes the room the other columns leave, at every size: the reason
-    k3s-worker-02 fails reads whole on a 100-column terminal (it was cut to the width of the
-    column's first, empty value), and a narrower pane cuts it with an ellipsis instead of making
-    the table scroll sideways."""
-    sb, cfg, ep = world("lb-target-unhealthy")
-    app = lb_host(cfg, ep, tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        scr = app.screen
-        await waits.until(pilot, lambda: scr.status == "planned", 30, "the plan")
-        await pilot.press("a")
-        await waits.until(pilot, lambda: scr.target_detail.get("k3s-worker-02"), 60, "why k3s-worker-02 is unhealthy")
-        await waits.until(pilot, lambda: all(scr.targets.get((w, 80)) == "healthy" for w in WORKERS if w != "k3s-worker-02"), 30, "the others healthy")
-        table = scr.query_one("#lb-targets", DataTable)
-        detail = scr.target_detail["k3s-worker-02"]
-        await waits.until(pilot, lambda: detail in waits.text(app), 10, f"{detail!r} whole on screen")
-        for size in ((100, 30), (80, 24), (160, 40), (60, 30)):
-            await pilot.resize_terminal(*size)
-            await waits.steady(app, pilot)
-            assert table.virtual_size.width <= table.scrollable_content_region.width, (size, table.virtual_size, table.scrollable_content_region)
-            shown = text_of(scr, "#lb-targets", "k3s-worker-02", "detail")
-            assert shown == detail, (size, shown)  # the cell keeps the whole text; the screen cuts it with "…"
-        await pilot.press("c")
-        await waits.until(pilot, lambda: scr.status == "cancelled", 15, "the cancel")
