@@ -323,7 +323,11 @@ class FastLane:
     observations say, the watcher publishes at once a provisional refresh in which that
     observation stands for the port ("no answer within 0.4s, confirming with the full check…"),
     so the board turns within a second, and starts the full network refresh that confirms (or
-    corrects) it. A change on an LB listener only starts the full refresh."""
+    corrects) it. A change on an LB listener only starts the full refresh.
+
+    A round in which every worker port stops answering at once is held for one round: that is
+    what a stall of this machine looks like (the answers are late, not missing), and the board
+    would flash every worker "confirming…". If the next round sees the same, it is acted on."""
 
     def __init__(self, watcher: Watcher, interval: float, timeout: float) -> None:
         self.watcher = watcher
@@ -336,6 +340,8 @@ class FastLane:
         self.rounds = 0
         self.probes = 0
         self.changes = 0
+        self.held = 0  # rounds held back because every worker port missed at once
+        self._held_last = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -343,7 +349,7 @@ class FastLane:
         """The fast lane's budget, for the report (and the board's header)."""
         with self._lock:
             return {"interval": self.interval, "timeout": self.timeout, "targets": len(self.targets), "rounds": self.rounds,
-                    "probes": self.probes, "changes": self.changes, "api_requests": 0}
+                    "probes": self.probes, "changes": self.changes, "held": self.held, "api_requests": 0}
 
     def learn(self, state: ValidationState) -> None:
         """The ports to watch and what the published observations saw there, from an adopted
@@ -402,6 +408,13 @@ class FastLane:
         with self._lock:
             self.rounds += 1
             self.probes += len(targets)
+            ports = [(t, a) for t, a in zip(targets, answers) if t.path is not None]
+            all_missed = len({t.worker for t, _ in ports}) > 1 and not any(_answered(a) for _, a in ports)
+            if all_missed and not self._held_last and any(self.last.get(t.key, "").startswith("http ") for t, _ in ports):
+                self._held_last = True  # likely a stall here: the next round says whether it lasts
+                self.held += 1
+                return
+            self._held_last = False
             for t, a in zip(targets, answers):
                 now = a.klass
                 before = self.last.get(t.key)

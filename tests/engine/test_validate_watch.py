@@ -448,6 +448,35 @@ def test_fast_lane_acts_only_on_a_change_the_published_observations_do_not_show(
     assert lane.info()["api_requests"] == 0 and lane.info()["rounds"] == 8 and lane.info()["probes"] == 16
 
 
+
+def test_fast_lane_holds_a_round_in_which_every_worker_port_misses_at_once():
+    """Every worker port missing in the same round is what a stall of this machine looks like
+    (the answers are late): held for one round, no provisional verdict; a stall that passes
+    publishes nothing, a miss that lasts is acted on one round later, and a drop on one worker
+    is never held."""
+    from keybuzz_tui.engine.checks_probe import QuickAnswer
+
+    w = _Lanes()
+    lane = checks_watch.FastLane(w, 0.3, 0.4)  # type: ignore[arg-type]
+    ports = [checks_watch.FastTarget(f"127.9.10.11{i}", NODEPORT, "/healthz", None, f"k3s-worker-0{i}") for i in (1, 2, 3)]
+    lane.targets, lane.published = ports, {p.key: "http 200" for p in ports}
+    ok, late = QuickAnswer("answer", 200), QuickAnswer("read-timeout", None, 0.4, 0.4)
+
+    def round_(*answers: Any) -> None:
+        lane.observe(ports, list(answers))
+
+    round_(ok, ok, ok)
+    round_(late, late, late)  # a stall: held
+    assert w.fast == [] and lane.info()["held"] == 1
+    round_(ok, ok, ok)  # it passed: nothing was ever published
+    assert w.fast == [] and w.confirms == 0
+    round_(late, late, late)
+    round_(late, late, late)  # it lasts: acted on, every port
+    assert w.fast == [{p.key: late for p in ports}] and lane.info()["held"] == 2
+    round_(ok, ok, ok)
+    round_(ok, late, ok)  # one worker: at once
+    assert w.fast[-1] == {ports[1].key: late} and lane.info()["held"] == 2
+
 def test_quick_probes_tell_an_answer_from_a_silent_port_and_a_closed_one():
     import socket as sk
 
