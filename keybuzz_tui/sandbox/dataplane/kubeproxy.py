@@ -122,9 +122,11 @@ class KubeProxy:
 
     def _syn_give_up(self) -> float:
         """How long the forwarded connect may take. DNAT has no timeout of its own: the client's SYN
-        waits as long as the kernel retries it. A shorter one (it was 5 s scaled, 0.5 s real in the
-        tests) reset healthy connections whenever a loaded machine kept the event loop busy."""
-        return max(self.plane.network.real_timeout(SYN_GIVE_UP), 5.0)
+        waits as long as the kernel retries it (about two minutes). The forwarded connect goes to
+        a live loopback listener (a dropped or dead path is modelled before it: Blackhole, abort),
+        so only a stalled machine makes it slow: 0.5 s, then 5 s, reset healthy connections on
+        loaded test machines. At least 30 s: as patient as the clients the suite uses."""
+        return max(self.plane.network.real_timeout(SYN_GIVE_UP), 30.0)
 
     def hand_over(self, transport: asyncio.Transport, t: AppTarget) -> None:
         """Give the accepted connection to the server running in the pod (TLS first for 443)."""
