@@ -142,11 +142,13 @@ async def test_footer_shows_each_action_once_and_keeps_help_and_quit_at_80x24(de
             else:
                 app.goto(step)
             await pilot.pause()
+            # drawn: the new screen's footer may reach the compositor a frame after its widgets exist
+            footer = await waits.until(pilot, lambda: next((ln for ln in waits.text(app).rstrip("\n").splitlines()[-1:] if "palette" in ln), ""),
+                                       10, f"the footer of {step} drawn")
             keys = [(k.key_display, k.description) for k in app.screen.query(FooterKey)]
             words = [d for _, d in keys]
             assert len(words) == len(set(words)), (step, keys)
             assert keys[:2] == [("f1", "Help"), ("^q", "Quit")], (step, keys)
-            footer = waits.text(app).rstrip("\n").splitlines()[-1]
             assert footer.startswith("f1 Help ^q Quit "), (step, footer)
             # and every key the step shows fits: nothing is cut at 80 columns
             palette = app.screen.query_one(".-command-palette", FooterKey).region
