@@ -87,6 +87,17 @@ async def settle(app: KeybuzzApp, pilot: Any, timeout: float = 20.0) -> None:
     raise AssertionError("workers did not finish in time")
 
 
+async def shows(app: KeybuzzApp, pilot: Any, *needles: str, timeout: float = 10.0) -> str:
+    """The screen's text once it shows every needle. A widget's new content reaches the
+    compositor a frame or more after the state a test waited for (a blank footer was read once
+    on a loaded machine): read what the operator sees when it is drawn, or fail after `timeout`."""
+    def drawn() -> str:
+        text = screen_text(app)
+        return text if all(n in text for n in needles) else ""
+
+    return await wait_until(pilot, drawn, timeout, f"the screen to show {needles!r}")
+
+
 async def ready(app: KeybuzzApp, pilot: Any, timeout: float = 20.0) -> None:
     """The world is connected and detection returned."""
     await wait_until(pilot, lambda: app.detected is not None or app.world == "error", timeout, "detection")
@@ -103,6 +114,7 @@ def waits() -> Any:
         steady = staticmethod(steady)
         ready = staticmethod(ready)
         text = staticmethod(screen_text)
+        shows = staticmethod(shows)
 
     return W
 

@@ -37,7 +37,7 @@ async def test_token_is_masked_until_revealed(demo_app, waits):
         assert token not in waits.text(app)
         await pilot.click("#reveal-token")
         await pilot.pause()
-        assert token[:20] in waits.text(app)  # shown only because the operator asked
+        await waits.shows(app, pilot, token[:20])  # shown only because the operator asked
         await pilot.click("#reveal-token")
         await pilot.pause()
         assert token[:12] not in waits.text(app)
@@ -61,8 +61,7 @@ async def test_valid_and_wrong_tokens(demo_app, waits):
         await waits.settle(app, pilot)
         await waits.until(pilot, lambda: scr.token_result.status == "wrong", 10, "the wrong verdict")
         assert scr.query_one("#token-status").status == "fail"
-        text = waits.text(app)
-        assert "401 unauthorized" in text and "Read & Write" in text
+        await waits.shows(app, pilot, "401 unauthorized", "Read & Write")
 
 
 async def test_read_only_token_is_told_apart(demo_app, waits):
@@ -71,7 +70,7 @@ async def test_read_only_token_is_told_apart(demo_app, waits):
         scr = await _creds(app, pilot, waits)
         assert scr.token_result.status == "read-only"
         assert scr.query_one("#token-status").status == "warn"
-        assert "token_readonly" in waits.text(app)
+        await waits.shows(app, pilot, "token_readonly")
 
 
 async def test_nothing_is_stored_before_save(demo_app, waits):

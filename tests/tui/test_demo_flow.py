@@ -69,7 +69,8 @@ async def test_demo_flow_from_welcome_to_an_all_green_board_then_break_and_repai
         await waits.until(pilot, lambda: ports.checks and not ports.scanning, 30, "the port scan")
         assert len(ports.checks) == 8 and not [c for c in ports.checks if c.failed]
         assert {c.status for c in ports.checks} <= {"ok", "info"}
-        assert "ports" in app.done_steps and "no conflict" in waits.text(app)
+        assert "ports" in app.done_steps
+        await waits.shows(app, pilot, "no conflict")
 
         # --- Review: the plan, then Apply (confirmed) ----------------------------------------------
         await pilot.press("ctrl+n")
@@ -80,7 +81,7 @@ async def test_demo_flow_from_welcome_to_an_all_green_board_then_break_and_repai
         # 10 Kubernetes objects; certificate, LB, its network attachment, target, 2 services
         assert counts["create"] == 16 and counts["unchanged"] == 0 and counts["update"] == counts["delete"] == 0, counts
         assert sum(1 for c in review.full.plan.changes if c.layer == "kubernetes" and c.action == "create") == 10
-        assert "ready to apply" in waits.text(app)
+        await waits.shows(app, pilot, "ready to apply")
         await pilot.press("a")
         await waits.until(pilot, lambda: isinstance(app.screen, ConfirmModal), 5, "the confirmation")
         await pilot.press("enter")  # the highlighted choice is Apply
@@ -93,7 +94,7 @@ async def test_demo_flow_from_welcome_to_an_all_green_board_then_break_and_repai
         grid = rollout.query_one("#rollout-grid", DataTable)
         for w in WORKERS:
             assert [c.plain for c in grid.get_row(w)][1:] == ["✓ Ready", "✓ Ready"]
-        assert "Rolled out" in waits.text(app)
+        await waits.shows(app, pilot, "Rolled out")
         await pilot.press("n")
 
         # --- Load balancer: apply, then every target healthy on 80 and 443 -----------------------
@@ -103,7 +104,7 @@ async def test_demo_flow_from_welcome_to_an_all_green_board_then_break_and_repai
         await waits.until(pilot, lambda: lb.status in ("done", "failed", "cancelled"), 120, "the LB to converge")
         assert lb.status == "done", lb.log_lines[-5:]
         assert lb.targets == {(w, port): "healthy" for w in WORKERS for port in (80, 443)}
-        assert "Every target is healthy" in waits.text(app)
+        await waits.shows(app, pilot, "Every target is healthy")
         await pilot.press("n")
 
         # --- DNS: apply, then both names answer the LB's address ---------------------------------
@@ -130,7 +131,7 @@ async def test_demo_flow_from_welcome_to_an_all_green_board_then_break_and_repai
         assert set(app.done_steps) == set(STEP_IDS)
         indicator = board.query_one(StepIndicator).render().plain
         assert indicator.count("✓") == len(STEP_IDS), indicator
-        assert "All checks pass" in waits.text(app)
+        await waits.shows(app, pilot, "All checks pass")
 
         # --- break k3s-worker-02's NodePort, then repair it ----------------------------------------
         t0 = time.monotonic()

@@ -357,7 +357,7 @@ async def test_a_cause_shows_its_fix_first_and_the_recheck_second(waits):
         why = next(i for i, t in enumerate(parts) if t.startswith("Cause: "))
         assert fix < then < why, parts
         assert "Fix:" not in parts[why] and not any(t.strip().startswith("next:") for t in parts)
-        assert "sudo ufw allow 31695/tcp" in waits.text(app)  # visible at 80x24
+        await waits.shows(app, pilot, "sudo ufw allow 31695/tcp")  # visible at 80x24
         # What to do: the fix first, then the re-check, then why
         await pilot.press("a")
         await pilot.pause()

@@ -36,8 +36,7 @@ async def test_nodeport_conflict_names_the_service_and_suggests_a_port(demo_app,
         assert _row(scr, "apps[0].port")["status"] == "✓ free"
         assert _row(scr, "ingress.http_node_port")["status"] == "✓ expected"
         assert _row(scr, "load_balancer.services[0].listen_port")["kind"] == "LB listen"
-        text = waits.text(app)
-        assert "1 port problem" in text
+        await waits.shows(app, pilot, "1 port problem")
         # the conflict row is selected first, its detail says what to do, the input has the fix
         assert scr.query_one("#port-input", Input).value == "30081"
         assert "kubectl -n monitoring edit svc grafana" in str(scr.query_one("#port-text").content)
@@ -60,7 +59,7 @@ async def test_editing_to_a_free_port_turns_green_without_api_calls(demo_app, wa
         row = _row(scr, "apps[0].node_port")
         assert row["status"] == "✓ free" and row["port"] == "30081" and row["holder"] == "—"
         assert calls == []  # re-checked against the last scan only
-        assert "no conflict" in waits.text(app)
+        await waits.shows(app, pilot, "no conflict")
         assert "ports" in app.done_steps
 
 
@@ -146,7 +145,8 @@ async def test_typing_rechecks_the_port_as_you_type(demo_app, waits, monkeypatch
         await waits.until(pilot, lambda: app.config.apps[0].node_port == 30082, 5, "the typed port to be taken")
         await waits.until(pilot, lambda: _row(scr, "apps[0].node_port")["status"] == "✓ free", 5, "the row to turn green")
         assert _row(scr, "apps[0].node_port")["port"] == "30082"
-        assert "no conflict" in waits.text(app) and "ports" in app.done_steps
+        await waits.shows(app, pilot, "no conflict")
+        assert "ports" in app.done_steps
         assert "✓ apps[0].node_port: 30080 → 30082" in str(scr.query_one("#edit-error").content)
         assert inp.value == "30082"  # the field keeps what was typed
         assert scr.judged <= 2, scr.judged  # debounced: not one judgement per keystroke

@@ -37,8 +37,7 @@ async def test_plan_is_shown_with_a_diff(demo_app, waits):
         refs = [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
         for ref in ("Namespace keybuzz", "DaemonSet keybuzz/keybuzz-api", "Service keybuzz/keybuzz-front", "LoadBalancer keybuzz-lb"):
             assert ref in refs, refs
-        text = waits.text(app)
-        assert "ready to apply" in text and "to create" in text
+        await waits.shows(app, pilot, "ready to apply", "to create")
         # the first row is selected: its diff is readable YAML, + lines
         diff = str(scr.query_one("#plan-diff").content)
         assert "+ create Namespace keybuzz" in diff and "+ kind: Namespace" in diff
@@ -61,7 +60,7 @@ async def test_nodeport_taken_is_surfaced_with_remediation(demo_app, waits):
         errors = str(box.content)
         assert "provided port is already allocated" in errors
         assert "Service monitoring/grafana" in errors and "30081" in errors
-        assert "block the apply" in waits.text(app)
+        await waits.shows(app, pilot, "block the apply")
         await pilot.press("a")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmModal) and app.current_step == "review"

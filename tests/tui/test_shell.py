@@ -447,7 +447,7 @@ async def test_connect_is_not_started_before_first_paint(tmp_path, waits):
         await pilot.pause()
         assert app.first_paint_at is not None
         assert app.world == "connecting" and app.sandbox is None
-        assert "connecting…" in waits.text(app)
+        await waits.shows(app, pilot, "connecting…")
 
 
 async def test_focus_input_keeps_typing_letters(demo_app, waits):

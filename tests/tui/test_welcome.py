@@ -14,10 +14,8 @@ async def test_healthy_demo_shows_the_platform_and_offers_install(demo_app, wait
     app = demo_app()
     async with app.run_test(size=(100, 40)) as pilot:
         await waits.ready(app, pilot)
-        text = waits.text(app)
-        assert "What keybuzz-tui will do" in text
-        for needle in ("keybuzz-sandbox", "v1.31.6+k3s1", "8 nodes, 5 workers", "no token yet", "not installed in namespace keybuzz"):
-            assert needle in text, needle
+        await waits.shows(app, pilot, "What keybuzz-tui will do", "keybuzz-sandbox", "v1.31.6+k3s1", "8 nodes, 5 workers", "no token yet",
+                          "not installed in namespace keybuzz")
         assert app.screen.query_one("#revalidate", Button).has_class("hidden")
         assert app.screen.focused is app.screen.query_one("#install", Button)
         await pilot.press("i")
@@ -29,8 +27,7 @@ async def test_connecting_state_before_detection(tmp_path, waits):
     app = KeybuzzApp(None, tmp_path / "k.yaml", demo=True, connect=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        text = waits.text(app)
-        assert "connecting… starting the sandbox world (scenario healthy)" in text
+        await waits.shows(app, pilot, "connecting… starting the sandbox world (scenario healthy)")
 
 
 async def test_installed_platform_offers_revalidate_and_repair(demo_app, waits):
@@ -40,7 +37,7 @@ async def test_installed_platform_offers_revalidate_and_repair(demo_app, waits):
         assert app.detected.installed and app.detected.topology == "classic"
         reval = app.screen.query_one("#revalidate", Button)
         assert not reval.has_class("hidden") and reval.variant == "primary"
-        assert "Deployments behind ClusterIP" in waits.text(app)
+        await waits.shows(app, pilot, "Deployments behind ClusterIP")
         await pilot.click("#revalidate")
         await pilot.pause()
         assert app.current_step == "validation"
@@ -85,9 +82,7 @@ async def test_unreachable_cluster_is_explained(tmp_path, waits):
     async with app.run_test(size=(100, 40)) as pilot:
         await waits.ready(app, pilot)
         assert app.detected.error
-        text = waits.text(app)
-        assert "refused the connection" in text and "pick another context" in text
-        assert "cluster unreachable" in text
+        text = await waits.shows(app, pilot, "refused the connection", "pick another context", "cluster unreachable")
         # outside demo mode nothing speaks of the sandbox's keyring
         assert "sandbox" not in text and "in the OS keyring" in text
 
@@ -98,10 +93,9 @@ async def test_demo_welcome_says_credentials_go_to_the_sandboxs_own_keyring(demo
     app = demo_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await waits.ready(app, pilot)
-        text = waits.text(app)
-        assert "1. Store the Hetzner token and app secrets in the sandbox's own keyring." in text
+        text = await waits.shows(app, pilot, "1. Store the Hetzner token and app secrets in the sandbox's own keyring.",
+                                 "Keyring      demo: the sandbox's own, in memory (not your OS keyring)")
         assert "OS keyring." not in text.split("This platform")[0]
-        assert "Keyring      demo: the sandbox's own, in memory (not your OS keyring)" in text
 
 
 async def test_the_wizard_reads_kubeconfigs_list_as_the_cli_does(tmp_path, waits, monkeypatch):
@@ -124,6 +118,6 @@ async def test_the_wizard_reads_kubeconfigs_list_as_the_cli_does(tmp_path, waits
             assert not app.detected.error, app.detected.error
             assert app.detected.server == sb.kube_url  # the second file's current context
             assert app.detected.context == "keybuzz-sandbox (current context)"
-            assert "keybuzz-sandbox (current context)" in waits.text(app)
+            await waits.shows(app, pilot, "keybuzz-sandbox (current context)")
     finally:
         sb.stop()
