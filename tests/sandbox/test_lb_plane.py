@@ -421,10 +421,14 @@ def test_least_connections_avoids_busy_targets(world: LbWorld, client: hcloud.Cl
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        slow = [pool.submit(http_request, public, port, "/slow?s=1.5") for _ in range(3)]
-        time.sleep(0.4)
-        busy = {t.name for t in world.targets.values() if any(s.path.startswith("/slow") for s in t.seen)}
-        assert len(busy) == 3
+        slow = [pool.submit(http_request, public, port, "/slow?s=4") for _ in range(3)]
+        deadline = time.monotonic() + 3.0  # until the three slow requests are in (a loaded machine takes its time)
+        while True:
+            busy = {t.name for t in world.targets.values() if any(s.path.startswith("/slow") for s in t.seen)}
+            if len(busy) == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert len(busy) == 3, busy
         quick = nodes_hit(public, port, 6)
         assert not set(quick) & busy and len(quick) == 2
         assert all(f.result().status == 200 for f in slow)

@@ -235,7 +235,7 @@ def test_action_lifecycle_progress_and_lock() -> None:
 
     from keybuzz_tui.sandbox.hetzner.seeds import HetznerSettings
 
-    world = HetznerWorld(settings=HetznerSettings(action_duration=8.0), speed=4.0).start()  # 2 s actions
+    world = HetznerWorld(settings=HetznerSettings(action_duration=16.0), speed=4.0).start()  # 4 s actions
     try:
         client = world.client()
         resp = client.load_balancers.create(
@@ -252,9 +252,10 @@ def test_action_lifecycle_progress_and_lock() -> None:
             raise AssertionError("expected locked")
         import time
 
-        time.sleep(0.6)
-        mid = client.actions.get_by_id(resp.action.id)
-        assert mid.status == "running" and 25 <= mid.progress < 100
+        deadline = time.monotonic() + 3.0  # a quarter of the way: 1 s on an idle machine
+        while (mid := client.actions.get_by_id(resp.action.id)).status == "running" and mid.progress < 25 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mid.status == "running" and 25 <= mid.progress < 100, (mid.status, mid.progress)
         resp.action.wait_until_finished()
         done = client.actions.get_by_id(resp.action.id)
         assert done.status == "success" and done.progress == 100 and done.finished is not None
