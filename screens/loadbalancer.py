@@ -392,7 +392,6 @@ left), `n` continue to DNS.
         table = self.query_one("#lb-targets", DataTable)
         if e.listen_port not in self._ports:
             self._ports.append(e.listen_port)
-        new_row = e.target not in self.target_detail
         key = (e.target, e.listen_port)
         changed = self.targets.get(key) != e.status
         self.targets[key] = e.status
@@ -406,7 +405,7 @@ left), `n` continue to DNS.
         if self._build_targets():
             self.call_after_refresh(self._build_targets)  # shown now: its own width (and scrollbar) known after a refresh
         else:
-            if changed and not new_row:
+            if changed:  # a new row or port rebuilt the table above
                 table.update_cell(e.target, str(e.listen_port), self._health_cell(e.target, e.listen_port))
             if detail_changed:
                 table.update_cell(e.target, "detail", self._detail_cell(e.target))

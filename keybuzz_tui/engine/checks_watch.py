@@ -538,7 +538,7 @@ class Watcher:
                 self.traces, self.trace_stamp, took = traces, stamp, True
             else:
                 behind = self._trace_behind(trigger, stamp) or behind
-        if behind and self.want_trace:
+        if behind:
             if any(self.source.get(cid) == "net" for cid in records):
                 self._rejudge_net = True
             return

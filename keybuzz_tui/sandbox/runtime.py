@@ -43,7 +43,6 @@ T = TypeVar("T")
 CLUSTER_NAME = "keybuzz-sandbox"
 
 
-
 def _forget_route_handlers() -> None:
     """Drop aiohttp's memo of route handlers with their middlewares.
 
@@ -59,6 +58,7 @@ def _forget_route_handlers() -> None:
     clear = getattr(getattr(web_app, "_cached_build_middleware", None), "cache_clear", None)
     if callable(clear):
         clear()
+
 
 class SandboxError(RuntimeError):
     pass
